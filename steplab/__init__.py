@@ -1,0 +1,2 @@
+"""steplab: open force-plate and smart-step lab system."""
+__version__ = "0.1.0"
