@@ -1,1 +1,64 @@
-def main(): print("hi")
+"""The `steplab` command: the one composition root that wires the stages together.
+
+Each sub-command lives in its own module ``steplab/cmd_<name>.py`` that defines
+``register(subparsers)``; register adds its parser and sets ``func(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from steplab import __version__
+from steplab.errors import UserError
+
+COMMAND_MODULES = (
+    "run",
+    "simulate",
+    "record",
+    "recover",
+    "analyze",
+    "calibrate",
+    "export",
+    "user",
+    "bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steplab",
+        description="steplab: open force-plate and smart-step lab system.",
+    )
+    parser.add_argument("--version", action="version", version=f"steplab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"steplab.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"steplab.cmd_{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"steplab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"steplab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

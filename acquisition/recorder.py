@@ -1,0 +1,255 @@
+"""Recording a trial: device → reader (journal first) → assembler → trial file.
+
+``record`` is what ``steplab record`` runs; ``recover`` rebuilds a trial from a
+journal after a crash with the same decoder and assembler.  The recording is
+armed when the device has described itself (the ``info`` reply: rate, channel
+map, rig) or, for a device that does not answer, after ``info_timeout_s`` with
+the rig given by the caller; its first sample is timeline position 0 and it
+lasts ``seconds × rate`` positions, every one either received or listed as lost.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import queue
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from steplab import __version__
+
+from . import protocol
+from .device import DeviceError, StepBox
+from .frame_decoder import DecodedChunk, FrameDecoder
+from .journal import JournalWriter, read_journal
+from .reader import AcquisitionReader
+from .rig import Rig, RigError
+from .trial_assembler import TrialAssembler
+from .trial_file import Trial, write_trial
+
+
+class RecordingError(DeviceError):
+    """The recording could not be made (one-line message)."""
+
+
+@dataclass
+class RecordingSession:
+    """The bookkeeping shared by live recording and recovery (no I/O of its own)."""
+
+    seconds: float
+    rig_override: Rig | None = None
+    info_timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.device_info: dict | None = None
+        self.rig: Rig | None = None
+        self.assembler: TrialAssembler | None = None
+        self.last_status: dict | None = None
+        self._first_data_ns: int | None = None
+        self.crc_errors = self.malformed = self.oversize = self.bytes_discarded = 0
+        self.frames_rejected_before_arming = 0
+
+    @property
+    def armed(self) -> bool:
+        return self.assembler is not None
+
+    def _arm(self, rate_hz: float, rig: Rig) -> None:
+        self.rig = rig
+        self.assembler = TrialAssembler(channels=rig.channels, rate_hz=rate_hz,
+                                        max_samples=int(round(self.seconds * rate_hz)))
+
+    def add(self, chunk: DecodedChunk, host_time_ns: int) -> None:
+        self.crc_errors += chunk.crc_errors
+        self.malformed += chunk.malformed
+        self.oversize += chunk.oversize
+        self.bytes_discarded += chunk.bytes_discarded
+        for msg in chunk.messages:
+            if msg.frame_type == protocol.FRAME_TYPE_REPLY and "rig" in msg.payload and self.device_info is None:
+                self.device_info = {k: v for k, v in msg.payload.items() if k not in ("id", "ok")}
+            elif msg.frame_type == protocol.FRAME_TYPE_STATUS:
+                self.last_status = msg.payload
+        if not self.armed:
+            if self.device_info is not None:
+                rate = float(self.device_info.get("rate_hz") or 0)
+                rig = self.rig_override
+                if rig is None:
+                    try:
+                        rig = Rig.from_dict(self.device_info["rig"])
+                    except (RigError, KeyError, TypeError) as exc:
+                        raise RecordingError(f"the device describes its rig badly ({exc}); give --rig FILE") from None
+                if rate <= 0:
+                    rate = rig.sample_rate_hz
+                if int(self.device_info.get("channels", rig.channels)) != rig.channels:
+                    raise RecordingError(f"the device streams {self.device_info.get('channels')} channels but the rig has {rig.channels}")
+                self._arm(rate, rig)
+            elif chunk.n_samples:
+                if self._first_data_ns is None:
+                    self._first_data_ns = host_time_ns
+                if self.rig_override is not None and host_time_ns - self._first_data_ns >= self.info_timeout_s * 1e9:
+                    self._arm(self.rig_override.sample_rate_hz, self.rig_override)
+            if not self.armed:
+                return
+            # the data frames of the chunk that armed the session start the recording
+        self.assembler.add(chunk, host_time_ns)
+
+    @property
+    def done(self) -> bool:
+        return self.armed and self.assembler.done
+
+    def build_trial(self, *, address: str, extra: dict | None = None) -> Trial:
+        if not self.armed or self.assembler.samples == 0:
+            raise RecordingError("no samples were recorded")
+        a = self.assembler
+        counts, index = a.arrays()
+        started = _dt.datetime.fromtimestamp(a.first_host_time_ns / 1e9, tz=_dt.timezone.utc)
+        quality = {
+            "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
+            "gaps": [g.to_dict() for g in a.gaps], "crc_errors": self.crc_errors, "malformed": self.malformed,
+            "oversize": self.oversize, "bytes_discarded": self.bytes_discarded,
+            "duplicate_samples": a.duplicate_samples, "device_resets": a.resets,
+            "clipped_frames": a.clipped_frames, "overrun_frames": a.overrun_frames,
+            "foreign_samples": a.foreign_samples, "timeline_samples": a.next_position,
+            "segments": a.segments,
+        }
+        meta = {
+            "started_at": started.isoformat(timespec="milliseconds"),
+            "software_version": __version__,
+            "device": {"address": address, "info": self.device_info, "last_status": self.last_status},
+            "calibration": None,
+            "quality": quality,
+        }
+        if extra:
+            for k, v in extra.items():
+                if isinstance(v, dict) and isinstance(meta.get(k), dict):
+                    meta[k].update(v)
+                else:
+                    meta[k] = v
+        return Trial(counts=counts, sample_index=index, sample_rate_hz=a.rate_hz, rig=self.rig, meta=meta)
+
+    def summary(self, out: str | Path) -> dict:
+        """The ``steplab record --json`` object (interfaces.md) plus extra fields."""
+        a = self.assembler
+        return {
+            "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
+            "crc_errors": self.crc_errors,
+            "gaps": [{"at_sample": g.at_sample, "length": g.length} for g in a.gaps],
+            "sample_rate_hz": float(a.rate_hz), "channels": int(a.channels), "out": str(out),
+            "gap_kinds": [g.kind for g in a.gaps], "malformed": self.malformed,
+            "duplicate_samples": a.duplicate_samples, "device_resets": a.resets,
+        }
+
+
+def journal_path_for(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".journal")
+
+
+def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None = None,
+           journal_path: str | Path | None = None, calibration_ref: dict | None = None,
+           connect_timeout_s: float = 3.0, reconnect_timeout_s: float = 30.0,
+           progress: Callable[[RecordingSession], None] | None = None) -> tuple[Trial, dict]:
+    """Record ``seconds`` of the device into the trial file ``out``; returns (trial, summary).
+
+    Raises RecordingError (a one-line reason) when nothing usable arrives.
+    """
+    if not (0 < seconds <= 24 * 3600):
+        raise RecordingError(f"--seconds {seconds:g} must be in (0, 86400]")
+    out = Path(out)
+    if not out.parent.exists():
+        raise RecordingError(f"the folder of {out} does not exist")
+    journal_path = Path(journal_path) if journal_path else journal_path_for(out)
+    device.open()
+    session = RecordingSession(seconds=seconds, rig_override=rig)
+    try:
+        journal = JournalWriter(journal_path, header={
+            "address": device.address, "seconds": seconds, "software_version": __version__,
+            "rig": rig.to_dict() if rig else None, "calibration": calibration_ref,
+            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")})
+    except ValueError as exc:
+        device.close()
+        raise RecordingError(str(exc)) from None
+    reader = AcquisitionReader(device, journal)
+    reader.start()
+    t_start = time.monotonic()
+    reader.send_command("info")
+    last_info_request = t_start
+    finished_reason = None
+    try:
+        while not session.done:
+            try:
+                item = reader.queue.get(timeout=0.05)
+                session.add(item.chunk, item.host_time_ns)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            st = reader.stats
+            if not session.armed:
+                if now - t_start > connect_timeout_s:
+                    if st.bytes_read == 0:
+                        raise RecordingError(f"no data from {device.address} in {connect_timeout_s:g} s: is the rig connected, powered and streaming?")
+                    if st.last_valid_frame_monotonic is None:
+                        raise RecordingError(f"{device.address} sends data but no valid steplab frames in {connect_timeout_s:g} s "
+                                             "(wrong baud rate, or not a steplab rig?)")
+                    if session.device_info is None and rig is None:
+                        raise RecordingError(f"{device.address} streams frames but does not answer 'info'; give --rig FILE")
+                if session.device_info is None and now - last_info_request > 0.5:
+                    reader.send_command("info")
+                    last_info_request = now
+            if st.disconnected_since is not None and now - st.disconnected_since > reconnect_timeout_s:
+                finished_reason = "disconnected"
+                break
+            if progress is not None:
+                progress(session)
+            if not reader.running and session.armed and not session.done:
+                finished_reason = "disconnected"
+                break
+    finally:
+        reader.stop()
+        device.close()
+        # Drain what the reader queued before it stopped.
+        while True:
+            try:
+                item = reader.queue.get_nowait()
+            except queue.Empty:
+                break
+            if session.armed and not session.done:
+                session.add(item.chunk, item.host_time_ns)
+        journal.event("stopped", reason=finished_reason or "complete")
+        journal.close()
+    if session.armed:
+        session.assembler.finish(finished_reason)
+    extra = {"journal": journal_path.name, "calibration": calibration_ref,
+             "quality": {"reconnects": reader.stats.reconnects, "disconnects": reader.stats.disconnects,
+                         "queue_dropped_samples": reader.stats.queue_dropped_samples,
+                         "stalls": reader.stats.stalls}}
+    trial = session.build_trial(address=device.address, extra=extra)
+    write_trial(out, trial)
+    return trial, session.summary(out)
+
+
+def recover(journal_path: str | Path, out: str | Path) -> tuple[Trial, dict]:
+    """Rebuild the trial from a journal (after a crash) with the recorder's own logic."""
+    contents = read_journal(journal_path)
+    header = contents.header
+    rig = Rig.from_dict(header["rig"]) if header.get("rig") else None
+    session = RecordingSession(seconds=float(header.get("seconds") or 24 * 3600), rig_override=rig)
+    decoder = FrameDecoder()
+    reconnects = disconnects = 0
+    for rec in contents.records:
+        if rec.kind == b"E":
+            name = rec.event.get("event")
+            reconnects += name == "reconnected"
+            disconnects += name == "disconnected"
+            continue
+        if session.done:
+            break
+        session.add(decoder.feed(rec.payload), rec.host_time_ns)
+    if not session.armed:
+        raise RecordingError(f"journal {journal_path} holds no usable recording")
+    extra = {"journal": Path(journal_path).name, "calibration": header.get("calibration"),
+             "recovered": {"torn_tail_bytes": contents.torn_tail_bytes, "records": len(contents.records)},
+             "quality": {"reconnects": reconnects, "disconnects": disconnects}}
+    trial = session.build_trial(address=str(header.get("address", "")), extra=extra)
+    write_trial(out, trial)
+    return trial, session.summary(out)

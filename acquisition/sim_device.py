@@ -1,0 +1,281 @@
+"""The simulated step box's firmware: the wire protocol served from the physics model.
+
+``SimDeviceEngine`` is what a microcontroller would run: it samples the
+(simulated) cells at the configured rate, packs ``samples_per_frame`` samples
+into a data frame, sends a status frame every second, and answers commands.
+``run_pty_server`` puts it on a pseudo-terminal, so a host reads it through
+pyserial exactly as it reads a USB rig (same bytes, same unplug errors).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import sys
+import time
+import tty
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+
+from . import protocol
+from .fault_injection import FaultInjector
+from .frame_decoder import FrameDecoder
+from .rig import Rig
+from .sim_rig import SimulatedRigModel
+
+FIRMWARE_VERSION = "steplab-sim 0.1.0"
+MAX_PENDING_BYTES = 1 << 20  # the device's transmit buffer; beyond it, frames are dropped (overrun)
+
+
+def default_samples_per_frame(rate_hz: float) -> int:
+    """10 ms of samples per frame (at least 1): latency stays at 10 ms at any rate."""
+    return max(1, int(round(rate_hz / 100.0)))
+
+
+def _new_boot_id(rng: np.random.Generator) -> int:
+    return int(rng.integers(1, 2**32 - 1))
+
+
+class SimDeviceEngine:
+    """Device-side protocol state: boot id, frame sequence, sample index, commands.
+
+    The caller supplies time (``now_s``, monotonic seconds); the engine never sleeps.
+    """
+
+    def __init__(self, model: SimulatedRigModel, rig: Rig, *, rate_hz: float | None = None,
+                 samples_per_frame: int | None = None, seed: int = 0, fault_rate: float = 0.0,
+                 calibration_hash: str | None = None):
+        self.model = model
+        self.rig = rig
+        self.rate_hz = float(rate_hz or rig.sample_rate_hz)
+        self._spf_fixed = samples_per_frame
+        self.samples_per_frame = samples_per_frame or default_samples_per_frame(self.rate_hz)
+        self._rng = np.random.default_rng(seed)
+        self.faults = FaultInjector(fault_rate, seed)
+        self.calibration_hash = calibration_hash
+        self._cmd_decoder = FrameDecoder()
+        self._replies: list[bytes] = []
+        self.streaming = True
+        self.overruns = 0  # samples the device could not send
+        self._overrun_pending = False  # flag the next data frame (FLAG_OVERRUN)
+        self._boot(None)
+
+    # -- state ---------------------------------------------------------------
+    def _boot(self, now_s: float | None) -> None:
+        self.boot_id = _new_boot_id(self._rng)
+        self.seq = 0
+        self.sample = 0  # next sample index since boot
+        self._t0: float | None = now_s
+        self._t_stream0_sample = 0
+        self._next_status_s: float | None = None
+
+    def reset(self, now_s: float) -> None:
+        """A device reboot: new boot id, counters restart at zero."""
+        self._boot(now_s)
+
+    def _next_seq(self) -> int:
+        s = self.seq
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return s
+
+    def _message(self, frame_type: int, payload: dict, now_s: float) -> bytes:
+        return protocol.encode_message_frame(
+            frame_type, boot_id=self.boot_id, seq=self._next_seq(), payload=payload,
+            device_time_us=self._device_us(now_s), flags=protocol.FLAG_SIMULATED)
+
+    def _device_us(self, now_s: float) -> int:
+        return int(round((now_s - (self._t0 or now_s)) * 1e6))
+
+    # -- host commands ----------------------------------------------------------
+    def info(self) -> dict:
+        return {"firmware": FIRMWARE_VERSION, "serial": self.rig.serial, "channels": self.rig.channels,
+                "rate_hz": self.rate_hz, "samples_per_frame": self.samples_per_frame,
+                "rig": self.rig.to_dict(), "calibration_hash": self.calibration_hash,
+                "boot_id": self.boot_id, "simulated": True}
+
+    def handle_input(self, data: bytes, now_s: float) -> None:
+        """Bytes from the host: command frames are answered with reply frames."""
+        for msg in self._cmd_decoder.feed(data).messages:
+            if msg.frame_type != protocol.FRAME_TYPE_COMMAND:
+                continue
+            self._replies.append(self._message(protocol.FRAME_TYPE_REPLY, self._execute(msg.payload, now_s), now_s))
+
+    def _execute(self, cmd: dict, now_s: float) -> dict:
+        name, cid = cmd.get("cmd"), cmd.get("id")
+        try:
+            if name == "info":
+                return {"id": cid, "ok": True, **self.info()}
+            if name == "start":
+                if not self.streaming:
+                    self.streaming = True
+                    self._t0_stream(now_s)
+                return {"id": cid, "ok": True}
+            if name == "stop":
+                self.streaming = False
+                return {"id": cid, "ok": True}
+            if name == "set_rate":
+                rate = float(cmd["rate_hz"])
+                if not (10.0 <= rate <= 8000.0):
+                    return {"id": cid, "ok": False, "error": f"rate {rate} Hz is outside 10..8000"}
+                self.rate_hz = rate
+                self.samples_per_frame = self._spf_fixed or default_samples_per_frame(rate)
+                self.model.set_rate(rate)
+                self._t0_stream(now_s)
+                return {"id": cid, "ok": True, "rate_hz": rate}
+            if name == "tare_hint":
+                return {"id": cid, "ok": True}
+            if name == "place_mass":
+                self.model.place_mass(str(cmd["plate"]), float(cmd["x_mm"]), float(cmd["y_mm"]), float(cmd["mass_kg"]))
+                return {"id": cid, "ok": True}
+            if name == "clear_masses":
+                self.model.clear_masses()
+                return {"id": cid, "ok": True}
+            return {"id": cid, "ok": False, "error": f"unknown command {name!r}"}
+        except (KeyError, TypeError, ValueError) as exc:
+            return {"id": cid, "ok": False, "error": f"bad arguments for {name!r}: {exc}"}
+
+    def _t0_stream(self, now_s: float) -> None:
+        self._stream_origin_s = now_s
+        self._stream_origin_sample = self.sample
+
+    # -- output -----------------------------------------------------------------
+    def pending_output(self, now_s: float) -> bytes:
+        """Everything the device sends up to ``now_s``: replies, data frames due, status."""
+        if self._t0 is None:
+            self._t0 = now_s
+            self._t0_stream(now_s)
+        out = bytearray()
+        for r in self._replies:
+            out += r
+        self._replies.clear()
+        if self.streaming:
+            due = self._stream_origin_sample + int((now_s - self._stream_origin_s) * self.rate_hz)
+            spf = self.samples_per_frame
+            n_frames = (due - self.sample) // spf
+            if n_frames > 0:
+                counts = self.model.read_counts(n_frames * spf)
+                for k in range(n_frames):
+                    first = self.sample
+                    flags = protocol.FLAG_SIMULATED
+                    if self._overrun_pending:
+                        flags |= protocol.FLAG_OVERRUN
+                        self._overrun_pending = False
+                    out += protocol.encode_data_frame(
+                        boot_id=self.boot_id, seq=self._next_seq(), first_sample=first,
+                        device_time_us=int(round(first * 1e6 / self.rate_hz)),
+                        counts=counts[k * spf:(k + 1) * spf], flags=flags)
+                    self.sample += spf
+        if self._next_status_s is None or now_s >= self._next_status_s:
+            self._next_status_s = now_s + 1.0
+            out += self._message(protocol.FRAME_TYPE_STATUS, {
+                "uptime_s": round(now_s - self._t0, 3), "overruns": self.overruns,
+                "streaming": self.streaming, "rate_hz": self.rate_hz}, now_s)
+        return self.faults.apply(bytes(out))
+
+    def drop_samples_until(self, now_s: float) -> None:
+        """The link is down (unplugged): samples taken meanwhile are lost on the device."""
+        before = self.sample
+        self._replies.clear()
+        self.pending_output(now_s)  # generated and discarded, as a device with nowhere to send would
+        self.overruns += self.sample - before
+        self._overrun_pending = self._overrun_pending or self.sample > before
+
+
+class _Pty:
+    def __init__(self, link: Path | None):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.name = os.ttyname(self.slave)
+        if link is not None:
+            tmp = link.with_name(link.name + ".new")
+            tmp.unlink(missing_ok=True)
+            os.symlink(self.name, tmp)
+            os.replace(tmp, link)
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, link: str | Path | None = None,
+                   unplug_after_s: float | None = None, unplug_for_s: float = 2.0,
+                   reset_after_s: float | None = None, out: TextIO = sys.stdout,
+                   clock: Callable[[], float] = time.monotonic) -> None:
+    """Serve ``engine`` on a pseudo-terminal until ``seconds`` pass (or forever).
+
+    Prints ``port: /dev/pts/N`` (and again after each re-plug).  ``link`` keeps a
+    stable symlink to the current pty, as udev's /dev/serial/by-id links do for USB
+    devices.  ``unplug_after_s`` closes the pty (the host sees exactly the Linux
+    unplug error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device.
+    """
+    link_path = Path(link) if link else None
+    pty = _Pty(link_path)
+    print(f"port: {pty.name}", file=out, flush=True)
+    start = clock()
+    pending = bytearray()
+    unplugged_until: float | None = None
+    did_unplug = did_reset = False
+    period = 1.0 / 200.0  # wake every 5 ms: frames leave within 5 ms of being due
+    try:
+        while True:
+            now = clock()
+            elapsed = now - start
+            if seconds is not None and elapsed >= seconds:
+                break
+            if reset_after_s is not None and not did_reset and elapsed >= reset_after_s:
+                did_reset = True
+                engine.reset(now)
+                print("event: reset", file=out, flush=True)
+            if unplug_after_s is not None and not did_unplug and elapsed >= unplug_after_s:
+                did_unplug = True
+                pty.close()
+                pending.clear()
+                unplugged_until = now + unplug_for_s
+                print("event: unplugged", file=out, flush=True)
+            if unplugged_until is not None:
+                engine.drop_samples_until(now)
+                if now < unplugged_until:
+                    time.sleep(period)
+                    continue
+                unplugged_until = None
+                pty = _Pty(link_path)
+                print(f"port: {pty.name}", file=out, flush=True)
+            try:
+                readable, _, _ = select.select([pty.master], [], [], period)
+            except (OSError, ValueError):
+                readable = []
+            if readable:
+                try:
+                    data = os.read(pty.master, 65536)
+                except BlockingIOError:
+                    data = b""
+                except OSError:
+                    data = b""  # no host has the port open
+                if data:
+                    engine.handle_input(data, clock())
+            pending += engine.pending_output(clock())
+            if pending:
+                try:
+                    n = os.write(pty.master, pending)
+                    del pending[:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    pass
+                if len(pending) > MAX_PENDING_BYTES:
+                    # Host not reading: the device's buffer overflows.  Whole
+                    # frames are lost; the host sees the gap by sample index.
+                    cut = pending.rfind(b"\x00", 0, len(pending) - MAX_PENDING_BYTES // 2)
+                    if cut > 0:
+                        del pending[: cut + 1]
+    finally:
+        pty.close()
+        if link_path is not None:
+            link_path.unlink(missing_ok=True)

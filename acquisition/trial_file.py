@@ -1,0 +1,168 @@
+"""The steplab trial file: raw counts, their sample positions, the rig and data quality.
+
+Format (documented in ``rig_docs/trial_file.md``): a ZIP archive (the NumPy
+``.npz`` layout, so ``numpy.load`` opens it) holding
+
+- ``counts.npy``: int32 (n_samples, n_channels) raw 24-bit ADC counts as received;
+- ``sample_index.npy``: int64 (n_samples,) each row's position on the trial
+  timeline (0 = first sample; time = index / sample_rate_hz).  Lost samples are
+  the positions that are missing; every one of them is listed in ``meta.json``
+  under ``quality.gaps``;
+- ``meta.json``: UTF-8 JSON with format name and version, rig description,
+  sample rate, device info, calibration reference, timing and data-quality
+  counters.
+
+The file is written to a temporary name and renamed into place, so a crash
+never leaves a half-written trial behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .rig import Rig, RigError
+
+TRIAL_FORMAT = "steplab-trial"
+TRIAL_FORMAT_VERSION = 1
+
+
+class TrialFileError(ValueError):
+    """A trial file that cannot be read or written (message names what is wrong)."""
+
+
+@dataclass
+class Trial:
+    """One recording in memory.
+
+    counts: int32 (n, channels) raw counts; sample_index: int64 (n,) positions on the
+    trial timeline; sample_rate_hz: samples per second; rig: the rig description;
+    meta: everything else (quality, device, calibration, times).
+    """
+
+    counts: np.ndarray
+    sample_index: np.ndarray
+    sample_rate_hz: float
+    rig: Rig
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def quality(self) -> dict:
+        return self.meta.setdefault("quality", {})
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the timeline (received plus lost samples) in seconds."""
+        if self.sample_index.size == 0:
+            return 0.0
+        return float(self.sample_index[-1] + 1) / self.sample_rate_hz
+
+    def time_s(self) -> np.ndarray:
+        """Time of each received sample from the trial start, in seconds."""
+        return self.sample_index / self.sample_rate_hz
+
+    def dense_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Counts on the full timeline: (float64 (N, C) with NaN rows where lost, bool mask of received)."""
+        n_total = int(self.sample_index[-1] + 1) if self.sample_index.size else 0
+        out = np.full((n_total, self.counts.shape[1]), np.nan)
+        present = np.zeros(n_total, dtype=bool)
+        out[self.sample_index] = self.counts
+        present[self.sample_index] = True
+        return out, present
+
+
+def _validate(trial: Trial) -> None:
+    c, idx = trial.counts, trial.sample_index
+    if c.ndim != 2 or c.dtype != np.int32:
+        raise TrialFileError(f"counts must be a 2-D int32 array, got {c.dtype} with shape {c.shape}")
+    if idx.ndim != 1 or idx.shape[0] != c.shape[0]:
+        raise TrialFileError(f"sample_index has {idx.shape[0] if idx.ndim == 1 else idx.shape} entries for {c.shape[0]} samples")
+    if c.shape[1] != trial.rig.channels:
+        raise TrialFileError(f"counts have {c.shape[1]} channels but the rig has {trial.rig.channels}")
+    if idx.size and (idx[0] < 0 or np.any(np.diff(idx) <= 0)):
+        raise TrialFileError("sample_index must be non-negative and strictly increasing")
+    if not (np.isfinite(trial.sample_rate_hz) and trial.sample_rate_hz > 0):
+        raise TrialFileError(f"sample rate {trial.sample_rate_hz} is not a positive number")
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_trial(path: str | Path, trial: Trial) -> Path:
+    """Write ``trial`` atomically to ``path`` (temporary file, fsync, rename)."""
+    _validate(trial)
+    path = Path(path)
+    meta = dict(trial.meta)
+    meta.update(
+        format=TRIAL_FORMAT,
+        format_version=TRIAL_FORMAT_VERSION,
+        sample_rate_hz=float(trial.sample_rate_hz),
+        channels=int(trial.rig.channels),
+        n_samples=int(trial.counts.shape[0]),
+        rig=trial.rig.to_dict(),
+        rig_hash=trial.rig.hash(),
+    )
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with open(tmp, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr("meta.json", json.dumps(meta, indent=1, sort_keys=True))
+                zf.writestr("counts.npy", _npy_bytes(trial.counts))
+                zf.writestr("sample_index.npy", _npy_bytes(trial.sample_index.astype(np.int64)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrialFileError(f"cannot write trial file {path}: {exc.strerror or exc}") from None
+    trial.meta = meta
+    return path
+
+
+def read_trial(path: str | Path) -> Trial:
+    """Read a trial file; raises TrialFileError with a one-line reason when it cannot."""
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise TrialFileError(f"trial file {path} does not exist") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise TrialFileError(f"{path} is not a steplab trial file ({exc})") from None
+    with zf:
+        names = set(zf.namelist())
+        missing = {"meta.json", "counts.npy", "sample_index.npy"} - names
+        if missing:
+            raise TrialFileError(f"{path} is not a steplab trial file (missing {', '.join(sorted(missing))})")
+        try:
+            meta = json.loads(zf.read("meta.json").decode("utf-8"))
+            counts = np.lib.format.read_array(io.BytesIO(zf.read("counts.npy")), allow_pickle=False)
+            index = np.lib.format.read_array(io.BytesIO(zf.read("sample_index.npy")), allow_pickle=False)
+        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise TrialFileError(f"trial file {path} is corrupt ({exc})") from None
+    if meta.get("format") != TRIAL_FORMAT:
+        raise TrialFileError(f"{path} is not a steplab trial file (format {meta.get('format')!r})")
+    if meta.get("format_version") != TRIAL_FORMAT_VERSION:
+        raise TrialFileError(f"trial file {path} has format version {meta.get('format_version')}, this steplab reads {TRIAL_FORMAT_VERSION}")
+    try:
+        rig = Rig.from_dict(meta["rig"])
+    except (KeyError, RigError) as exc:
+        raise TrialFileError(f"trial file {path} has no usable rig description ({exc})") from None
+    trial = Trial(counts=counts, sample_index=index, sample_rate_hz=float(meta.get("sample_rate_hz", 0)), rig=rig, meta=meta)
+    try:
+        _validate(trial)
+    except TrialFileError as exc:
+        raise TrialFileError(f"trial file {path} is inconsistent: {exc}") from None
+    return trial

@@ -1,0 +1,1 @@
+"""Benchmarks and the plain NumPy/SciPy reference implementation they compare against."""

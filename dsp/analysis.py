@@ -1,0 +1,423 @@
+"""The analysis pipeline: counts or forces in, an AnalysisResult out.
+
+Public entry points ``analyze_forces`` and ``analyze_counts`` validate their
+arguments once, here; everything below runs on validated float64 arrays.
+Weighing, onset and segmentation follow metrics.md § Weighing and movement onset
+and § Centre-of-mass kinematics; protocol metrics live in ``metrics_*.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import steplab
+from steplab.dsp import _kernels as K
+from steplab.dsp.calibration_arrays import CalibrationArrays
+from steplab.dsp.events import crossing_time_s, last_at_or_below_abs
+from steplab.dsp.filters import filtfilt_rows_inplace
+from steplab.dsp.kinematics import G_M_S2
+from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, ROLES, AnalysisParams, PlateForces
+from steplab.dsp.results import AnalysisResult, RepResult
+
+MIN_RATE_HZ = 20.0
+MAX_RATE_HZ = 100_000.0
+#: a rep's preceding quiet stance must last at least this fraction of quiet_window_s
+MIN_QUIET_FRACTION = 0.5
+#: σq above this multiple of the unsteady limit means there is no quiet stance at all
+NO_QUIET_SD_FACTOR = 3.0
+_EVENT_CAP = 4096
+
+REQUIRED_ROLES = {
+    "step-down": (("box",), ("floor_left", "floor_right")),
+    "forward-step-down": (("box",), ("floor_left", "floor_right")),
+    "drop-landing": ((), ("floor_left", "floor_right")),
+    "squat": (("floor_left", "floor_right"), ()),
+    "balance": ((), ("floor_left", "floor_right")),
+}
+
+
+@dataclass
+class Trial:
+    """Validated signals and the weighing of one recording (internal)."""
+
+    rate_hz: float
+    params: AnalysisParams
+    fz: dict[str, np.ndarray]          # unfiltered plate Fz, N
+    fz_f: dict[str, np.ndarray]        # filtered plate Fz (force_cutoff_hz), N
+    mx: dict[str, np.ndarray | None]
+    my: dict[str, np.ndarray | None]
+    total: np.ndarray                  # unfiltered F, N
+    total_f: np.ndarray                # filtered F, N
+    n: int
+    bw_n: float = math.nan
+    mass_kg: float = math.nan
+    sd_q_n: float = math.nan
+    thr_n: float = math.nan            # onset threshold max(5σq, 2.5 % BW)
+    quiet_start: int | None = None     # weighing window [quiet_start, quiet_end)
+    quiet_end: int | None = None
+    v: np.ndarray = field(default=None)  # type: ignore[assignment]  # scratch velocity, m/s
+    contact_cache: dict = field(default_factory=dict)  # id(signal) → (signal, on, off) arrays
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.rate_hz
+
+    def window_n(self, seconds: float) -> int:
+        return max(1, int(round(seconds * self.rate_hz)))
+
+
+# --------------------------------------------------------------------------- validation
+def _check_rate(rate_hz) -> float:
+    try:
+        r = float(rate_hz)
+    except (TypeError, ValueError):
+        raise ValueError(f"sample rate must be a number, got {rate_hz!r}") from None
+    if not math.isfinite(r) or not (MIN_RATE_HZ <= r <= MAX_RATE_HZ):
+        raise ValueError(f"sample rate {rate_hz!r} Hz is outside {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz")
+    return r
+
+
+def _check_common(protocol, lead, body_mass_kg, params, rate_hz):
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if lead not in (None, "left", "right"):
+        raise ValueError(f"lead must be 'left', 'right' or None, got {lead!r}")
+    if body_mass_kg is not None:
+        try:
+            bm = float(body_mass_kg)
+        except (TypeError, ValueError):
+            raise ValueError(f"body_mass_kg must be a number, got {body_mass_kg!r}") from None
+        if not math.isfinite(bm) or not (5.0 <= bm <= 500.0):
+            raise ValueError(f"body_mass_kg {body_mass_kg!r} is outside 5..500 kg")
+        body_mass_kg = bm
+    if params is None:
+        params = AnalysisParams()
+    elif not isinstance(params, AnalysisParams):
+        raise ValueError(f"params must be an AnalysisParams, got {type(params).__name__}")
+    nyq = 0.5 * rate_hz
+    for name in ("force_cutoff_hz", "cop_cutoff_hz"):
+        if getattr(params, name) >= nyq:
+            raise ValueError(f"{name} {getattr(params, name)} Hz must be below the Nyquist frequency {nyq:g} Hz of the {rate_hz:g} Hz recording")
+    return body_mass_kg, params
+
+
+def _check_roles(protocol: str, roles) -> None:
+    need_all, need_one = REQUIRED_ROLES[protocol]
+    missing = [r for r in need_all if r not in roles]
+    if missing:
+        raise ValueError(f"protocol {protocol} needs the {', '.join(missing)} plate(s); got {', '.join(sorted(roles)) or 'none'}")
+    if need_one and not any(r in roles for r in need_one):
+        raise ValueError(f"protocol {protocol} needs a floor plate (floor_left or floor_right); got {', '.join(sorted(roles)) or 'none'}")
+
+
+def _as_signal(name: str, a, n: int | None) -> np.ndarray:
+    if a is None:
+        return None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} samples; the other signals have {n}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{name} has {arr.shape[0]} sample(s); at least 2 are needed")
+    if not K.all_finite(arr):
+        raise ValueError(f"{name} holds NaN or inf samples")
+    return arr
+
+
+# --------------------------------------------------------------------------- public API
+def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str, *,
+                   lead: str | None = None, body_mass_kg: float | None = None,
+                   params: AnalysisParams | None = None, provenance: dict | None = None) -> AnalysisResult:
+    """Analyse calibrated plate forces of one trial.
+
+    Parameters
+    ----------
+    plates : dict role → PlateForces
+        Roles from ``ROLES`` (``"box"``, ``"floor_left"``, ``"floor_right"``), any subset the
+        protocol needs; Fz in N, moments in N·m, all of equal length n ≥ 2, finite.
+    rate_hz : float
+        Sample rate, Hz (20..100 000).
+    protocol : str
+        One of ``PROTOCOLS``.
+    lead : {"left", "right", None}
+        Overrides the detected lead limb.
+    body_mass_kg : float, optional
+        The visit's body mass; used instead of weighing when given.
+    params : AnalysisParams, optional
+        Defaults of metrics.md when omitted.
+    provenance : dict, optional
+        Caller facts merged into the result's provenance (calibration id/hash, rig hash,
+        lost samples, CRC errors, saturated samples, time since tare, flags ...).
+
+    Returns
+    -------
+    AnalysisResult
+    """
+    rate = _check_rate(rate_hz)
+    body_mass_kg, params = _check_common(protocol, lead, body_mass_kg, params, rate)
+    if not isinstance(plates, dict) or not plates:
+        raise ValueError("plates must be a non-empty dict of role → PlateForces")
+    for role, pf in plates.items():
+        if role not in ROLES:
+            raise ValueError(f"unknown plate role {role!r}; expected one of {', '.join(ROLES)}")
+        if not isinstance(pf, PlateForces):
+            raise ValueError(f"plate {role!r} must be a PlateForces, got {type(pf).__name__}")
+    _check_roles(protocol, plates.keys())
+    n = None
+    fz, mx, my = {}, {}, {}
+    for role, pf in plates.items():
+        fz[role] = _as_signal(f"{role} fz_n", pf.fz_n, n)
+        n = fz[role].shape[0]
+        mx[role] = _as_signal(f"{role} mx_nm", pf.mx_nm, n)
+        my[role] = _as_signal(f"{role} my_nm", pf.my_nm, n)
+    total = np.zeros(n)
+    for a in fz.values():
+        total += a
+    return _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, dict(provenance or {}))
+
+
+def analyze_counts(counts: np.ndarray, rate_hz: float, calibration: CalibrationArrays, protocol: str, *,
+                   lead: str | None = None, body_mass_kg: float | None = None,
+                   params: AnalysisParams | None = None, provenance: dict | None = None) -> AnalysisResult:
+    """The full pipeline from raw counts: calibration → forces → metrics.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray, integer (n, channels)
+        Raw ADC counts, one column per wire channel.
+    rate_hz : float
+        Sample rate, Hz.
+    calibration : CalibrationArrays
+        Maps channels to plate Fz [N], Mx, My [N·m]; its id and hash go into provenance.
+    protocol, lead, body_mass_kg, params, provenance
+        As ``analyze_forces``.
+    """
+    rate = _check_rate(rate_hz)
+    body_mass_kg, params = _check_common(protocol, lead, body_mass_kg, params, rate)
+    if not isinstance(calibration, CalibrationArrays):
+        raise ValueError(f"calibration must be a CalibrationArrays, got {type(calibration).__name__}")
+    c = np.asarray(counts)
+    if c.ndim != 2:
+        raise ValueError(f"counts must be a 2-D array (samples, channels), got shape {c.shape}")
+    if c.dtype.kind not in "iu":
+        if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+            raise ValueError("counts hold NaN or inf values")
+        raise ValueError(f"counts must be integers (int32 ADC counts), got dtype {c.dtype}")
+    if c.shape[0] < 2:
+        raise ValueError(f"counts hold {c.shape[0]} sample(s); at least 2 are needed")
+    if calibration.max_channel >= c.shape[1]:
+        raise ValueError(f"calibration uses channel {calibration.max_channel} but counts have {c.shape[1]} channels")
+    roles = calibration.plate_roles
+    for r in roles:
+        if r not in ROLES:
+            raise ValueError(f"calibration plate role {r!r} is not one of {', '.join(ROLES)}")
+    _check_roles(protocol, roles)
+    if c.dtype != np.int32 and c.dtype != np.int64:
+        c = c.astype(np.int64)
+    c = np.ascontiguousarray(c)
+    n = c.shape[0]
+    out = np.empty((len(roles), 3, n))
+    total = np.empty(n)
+    in_total = np.ones(len(roles), dtype=np.bool_)
+    K.calibrate_counts(c, calibration.channel_index, calibration.offsets_counts, calibration.linear,
+                       calibration.quadratic, in_total, out, total)
+    fz = {r: out[i, 0] for i, r in enumerate(roles)}
+    mx = {r: out[i, 1] for i, r in enumerate(roles)}
+    my = {r: out[i, 2] for i, r in enumerate(roles)}
+    prov = {"calibration_id": calibration.calibration_id, "calibration_hash": calibration.calibration_hash}
+    prov.update(provenance or {})
+    return _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, prov, stack=out[:, 0, :])
+
+
+# --------------------------------------------------------------------------- pipeline
+def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, stack=None) -> AnalysisResult:
+    n = total.shape[0]
+    roles = list(fz.keys())
+    if stack is None:
+        stack = np.empty((len(roles), n))
+        for i, r in enumerate(roles):
+            stack[i] = fz[r]
+    filt = np.empty((len(roles), n))
+    total_f = np.empty(n)
+    filtfilt_rows_inplace(stack, filt, params.filter_order, params.force_cutoff_hz, rate, total_f)
+    fz_f = {r: filt[i] for i, r in enumerate(roles)}
+    trial = Trial(rate_hz=rate, params=params, fz=fz, fz_f=fz_f, mx=mx, my=my, total=total, total_f=total_f, n=n)
+    trial.v = np.empty(n)  # each rep writes its own integration range before reading it
+    flags: list[str] = []
+    caller_flags = provenance.pop("flags", None)
+    if caller_flags:
+        flags.extend(str(f) for f in caller_flags)
+    if provenance.get("saturated_samples"):
+        flags.append("saturated")
+
+    if protocol == "drop-landing":
+        from steplab.dsp.metrics_landing import analyze_drop_landing as fn
+    elif protocol == "step-down":
+        from steplab.dsp.metrics_stepdown import analyze_step_down as fn
+    elif protocol == "forward-step-down":
+        from steplab.dsp.metrics_stepdown import analyze_forward_step_down as fn
+    elif protocol == "squat":
+        from steplab.dsp.metrics_balance import analyze_squat as fn
+    else:
+        from steplab.dsp.metrics_balance import analyze_balance as fn
+    reps = fn(trial, lead=lead, body_mass_kg=body_mass_kg, flags=flags)
+
+    all_flags = list(dict.fromkeys(flags + [f for r in reps for f in r.flags]))
+    prov = {
+        "software": "steplab",
+        "software_version": steplab.__version__,
+        "protocol": protocol,
+        "protocol_version": PROTOCOL_VERSIONS[protocol],
+        "params": params.to_dict(),
+        "sample_rate_hz": rate,
+        "n_samples": n,
+        "plates": roles,
+        "body_weight_source": "body_mass_kg" if body_mass_kg is not None else "weighing",
+        "quiet_window_s": None if trial.quiet_start is None else [trial.quiet_start / rate, trial.quiet_end / rate],
+        "weighing_sd_n": trial.sd_q_n if math.isfinite(trial.sd_q_n) else None,
+        "calibration_id": None,
+        "calibration_hash": None,
+    }
+    prov.update(provenance)
+    prov["flags"] = all_flags
+    return AnalysisResult(protocol=protocol, sample_rate_hz=rate, body_weight_n=trial.bw_n,
+                          body_mass_kg=trial.mass_kg, reps=reps, flags=list(dict.fromkeys(flags)), provenance=prov)
+
+
+# --------------------------------------------------------------------------- weighing
+def unsteady_limit_n(trial: Trial) -> float:
+    p = trial.params
+    return max(p.unsteady_sd_n, p.unsteady_bw_fraction * trial.bw_n)
+
+
+def weigh(trial: Trial, lo: int, hi: int, body_mass_kg: float | None, flags: list[str]) -> bool:
+    """metrics.md § Weighing: the quiet_window_s window of smallest SD of F inside [lo, hi).
+
+    Sets BW, m, σq, the onset threshold and the quiet window; returns False (and
+    flags ``no_quiet_stance``) when there is no quiet stance to weigh on.
+    """
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    s, mean, sd = K.min_sd_window(trial.total, lo, hi, w)
+    if body_mass_kg is not None:
+        trial.mass_kg = body_mass_kg
+        trial.bw_n = body_mass_kg * G_M_S2
+    if s < 0:
+        flags.append("no_quiet_stance")
+        return False
+    if body_mass_kg is None:
+        trial.bw_n = mean
+        trial.mass_kg = mean / G_M_S2
+    trial.sd_q_n = sd
+    if not (mean >= p.contact_threshold_n) or sd > NO_QUIET_SD_FACTOR * unsteady_limit_n(trial):
+        flags.append("no_quiet_stance")
+        return False
+    trial.quiet_start = int(s)
+    trial.quiet_end = int(s + w)
+    # metrics.md § Weighing: σq > max(10 N, 2 % BW) → unsteady_weighing
+    if sd > unsteady_limit_n(trial):
+        flags.append("unsteady_weighing")
+    # metrics.md § Movement onset: threshold max(5·σq, 2.5 % BW)
+    trial.thr_n = max(p.onset_sd_factor * sd, p.onset_bw_fraction * trial.bw_n)
+    return True
+
+
+def weigh_standing_start(trial: Trial, body_mass_kg: float | None, flags: list[str]) -> bool:
+    """Weigh on the first quiet_search_s of loaded stance (a trial may start off the plates)."""
+    p = trial.params
+    loaded = np.flatnonzero(trial.total >= p.contact_threshold_n)
+    if loaded.size == 0:
+        if body_mass_kg is not None:
+            trial.mass_kg = body_mass_kg
+            trial.bw_n = body_mass_kg * G_M_S2
+        flags.append("no_quiet_stance")
+        return False
+    lo = int(loaded[0])
+    hi = min(trial.n, lo + trial.window_n(p.quiet_search_s))
+    return weigh(trial, lo, hi, body_mass_kg, flags)
+
+
+def rep_quiet_window(trial: Trial, lo: int, hi: int) -> tuple[int, int] | None:
+    """The quiet stance just before a rep: last in-band run ≥ MIN_QUIET_FRACTION·window in [lo, hi).
+
+    Returns the min-SD window (≤ quiet_window_s long) in that run's last quiet_search_s,
+    as [start, end), or None.
+    """
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    min_len = max(2, int(round(MIN_QUIET_FRACTION * w)))
+    starts = np.empty(_EVENT_CAP, dtype=np.int64)
+    ends = np.empty(_EVENT_CAP, dtype=np.int64)
+    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, min_len, starts, ends)
+    if k == 0:
+        return None
+    rs, re = int(starts[k - 1]), int(ends[k - 1])
+    ww = min(w, re - rs)
+    s, _, _ = K.min_sd_window(trial.total, max(rs, re - trial.window_n(p.quiet_search_s)), re, ww)
+    return int(s), int(s + ww)
+
+
+def onset_time(trial: Trial, q_end: int, hi: int, v_lo: int) -> tuple[float | None, int]:
+    """metrics.md § Movement onset: detection where |F − BW| > thr after the quiet window,
+    then back to the last time |v| ≤ onset_speed_m_s.  Returns (t_onset_s, detection index)."""
+    p = trial.params
+    d = K.first_outside(trial.total, q_end, hi, trial.bw_n, trial.thr_n)
+    if d < 0:
+        d = hi - 1
+    j = last_at_or_below_abs(trial.v, v_lo, d + 1, p.onset_speed_m_s)
+    if j is None:
+        return None, int(d)
+    if j >= d:
+        # still slower than onset_speed_m_s at detection: onset is the detection crossing itself
+        if d >= 1:
+            a = abs(float(trial.total[d - 1]) - trial.bw_n)
+            b = abs(float(trial.total[d]) - trial.bw_n)
+            frac = 1.0 if b == a else min(1.0, max(0.0, (trial.thr_n - a) / (b - a)))
+            return (d - 1 + frac) / trial.rate_hz, int(d)
+        return d / trial.rate_hz, int(d)
+    # interpolate where |v| rises through onset_speed_m_s between j and j+1
+    a = abs(float(trial.v[j]))
+    b = abs(float(trial.v[j + 1]))
+    frac = 0.0 if b == a else min(1.0, max(0.0, (p.onset_speed_m_s - a) / (b - a)))
+    return (j + frac) / trial.rate_hz, int(d)
+
+
+def contact_runs(trial: Trial, fz: np.ndarray, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
+    """metrics.md § Step-down: contact = Fz ≥ contact_threshold_n held ≥ contact_min_s; runs [on, off)."""
+    p = trial.params
+    cached = trial.contact_cache.get(id(fz))
+    if cached is None or cached[0] is not fz:
+        min_n = max(1, int(math.ceil(p.contact_min_s * trial.rate_hz - 1e-9)))
+        on = np.empty(_EVENT_CAP, dtype=np.int64)
+        off = np.empty(_EVENT_CAP, dtype=np.int64)
+        k = K.contact_events(fz, p.contact_threshold_n, min_n, on, off)
+        cached = (fz, on[:k].copy(), off[:k].copy())
+        trial.contact_cache[id(fz)] = cached
+    _, on, off = cached
+    hi = trial.n if hi is None else hi
+    sel = (on >= lo) & (on < hi)
+    return [(int(a), int(b)) for a, b in zip(on[sel], off[sel])]
+
+
+def contact_time_s(trial: Trial, fz: np.ndarray, i: int) -> float:
+    return crossing_time_s(fz, i, trial.params.contact_threshold_n, trial.rate_hz)
+
+
+def drift_after(trial: Trial, lo: int, hi: int) -> float | None:
+    """metrics.md § kinematics: mean v over the last 1 s of the quiet stance that ends the rep."""
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    starts = np.empty(_EVENT_CAP, dtype=np.int64)
+    ends = np.empty(_EVENT_CAP, dtype=np.int64)
+    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, w, starts, ends)
+    if k == 0:
+        return None
+    re = int(ends[0])
+    return float(np.mean(trial.v[re - w:re]))

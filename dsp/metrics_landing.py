@@ -1,0 +1,213 @@
+"""Landing-phase metrics shared by step-down and drop landing (metrics.md § Step-down, § Drop landing)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from steplab.dsp import analysis as A
+from steplab.dsp.events import integral_between, value_at
+from steplab.dsp.results import RepResult
+
+PLATE_LANDING_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s",
+                         "peak_loading_rate_bw_s", "impulse_100ms_bw_s")
+DROP_METRICS = tuple(f"{m}_{s}" for m in PLATE_LANDING_METRICS for s in ("left", "right")) + (
+    "peak_deceleration_m_s2", "time_to_stabilization_s", "landing_phase_duration_s") + tuple(
+    f"{m}_symmetry_index_pct" for m in PLATE_LANDING_METRICS)
+
+
+def arrest_time(trial: A.Trial, t_contact_s: float, i_contact: int, flags: list[str]) -> float:
+    """metrics.md § Step-down: t_arrest = first time after contact with v ≥ 0, else contact + timeout."""
+    p = trial.params
+    v = trial.v
+    timeout_n = trial.window_n(p.arrest_timeout_s)
+    hi = min(trial.n, i_contact + timeout_n + 1)
+    t_limit = t_contact_s + p.arrest_timeout_s
+    if i_contact >= 1 and v[i_contact - 1] >= 0.0 and value_at(v, t_contact_s, trial.rate_hz) >= 0.0:
+        return t_contact_s
+    hit = np.flatnonzero(v[i_contact:hi] >= 0.0)
+    if hit.size:
+        i = i_contact + int(hit[0])
+        a, b = float(v[i - 1]), float(v[i])
+        t = (i - 1 + (0.0 - a) / (b - a)) / trial.rate_hz if b != a else i / trial.rate_hz
+        t = max(t, t_contact_s)
+        if t <= t_limit:
+            return t
+    flags.append("descent_not_arrested")
+    return min(t_limit, (trial.n - 1) / trial.rate_hz)
+
+
+def sample_span(t0_s: float, t1_s: float, rate_hz: float, n: int) -> tuple[int, int]:
+    """Samples [i0, i1] lying inside [t0_s, t1_s] (at least the sample nearest t0)."""
+    i0 = int(math.ceil(t0_s * rate_hz - 1e-9))
+    i1 = int(math.floor(t1_s * rate_hz + 1e-9))
+    i0 = min(max(i0, 0), n - 1)
+    i1 = min(max(i1, i0), n - 1)
+    return i0, i1
+
+
+def plate_landing_metrics(trial: A.Trial, fz_f: np.ndarray, t_contact_s: float, t_arrest_s: float) -> dict:
+    """metrics.md § Step-down (lead limb): peak, time to peak, rates and 100 ms impulse of one plate."""
+    r = trial.rate_hz
+    bw = trial.bw_n
+    i0, i1 = sample_span(t_contact_s, t_arrest_s, r, trial.n)
+    seg = fz_f[i0:i1 + 1]
+    ip = i0 + int(np.argmax(seg))
+    peak = float(fz_f[ip])
+    t_peak = ip / r
+    m = {}
+    # metrics.md § Step-down: landing_peak_force_bw = max lead-plate Fz over the landing phase / BW
+    m["landing_peak_force_bw"] = peak / bw
+    # metrics.md § Step-down: time_to_peak_s = t_peak − t_contact
+    ttp = t_peak - t_contact_s
+    m["time_to_peak_s"] = ttp
+    # metrics.md § Step-down: loading_rate_bw_s = (peak − Fz(t_contact)) / time_to_peak / BW
+    f_c = value_at(fz_f, t_contact_s, r)
+    m["loading_rate_bw_s"] = (peak - f_c) / ttp / bw if ttp > 0 else None
+    # metrics.md § Step-down: peak_loading_rate_bw_s = max central-difference dFz/dt over [t_contact, t_peak] / BW
+    j0 = max(i0, 1)
+    j1 = min(ip, trial.n - 2)
+    if j1 >= j0:
+        d = (fz_f[j0 + 1:j1 + 2] - fz_f[j0 - 1:j1]) * (0.5 * r)
+        m["peak_loading_rate_bw_s"] = float(d.max()) / bw
+    else:
+        m["peak_loading_rate_bw_s"] = None
+    # metrics.md § Step-down: impulse_100ms_bw_s = ∫ Fz dt over [t_contact, t_contact + 0.1 s] / BW
+    if t_contact_s + 0.1 <= (trial.n - 1) / r + 1e-12:
+        m["impulse_100ms_bw_s"] = integral_between(fz_f, t_contact_s, t_contact_s + 0.1, r) / bw
+    else:
+        m["impulse_100ms_bw_s"] = None
+    return m
+
+
+def stabilization_time(trial: A.Trial, t_contact_s: float, hi: int, flags: list[str]) -> float | None:
+    """metrics.md § Step-down: time_to_stabilization_s (threshold method) on the filtered F.
+
+    First t ≥ t_contact from which |F − BW| ≤ band·BW for the next hold_s; the entry
+    into the band is interpolated.  None and ``not_stabilized`` if [.., hi) ends first.
+    """
+    p = trial.params
+    r = trial.rate_hz
+    band = p.stabilization_band_bw * trial.bw_n
+    hold = trial.window_n(p.stabilization_hold_s)
+    i0 = int(math.ceil(t_contact_s * r - 1e-9))
+    dev = np.abs(trial.total_f[i0:hi] - trial.bw_n)
+    m = dev.shape[0]
+    bad = np.flatnonzero(dev > band)
+    # candidate starts of in-band runs: the contact sample and each sample after an out-of-band one
+    cands = np.concatenate(([0], bad + 1))
+    next_bad = np.concatenate((bad, [m]))
+    fits = (next_bad - cands >= hold + 1) & (cands + hold < m)
+    hit = np.flatnonzero(fits)
+    if hit.size:
+        c = int(cands[hit[0]])
+        if c == 0:
+            return 0.0
+        i = i0 + c
+        # interpolate the entry into the band between samples i−1 (out) and i (in)
+        a = float(dev[c - 1])
+        b = float(dev[c])
+        frac = (a - band) / (a - b) if a != b else 1.0
+        t = (i - 1 + min(1.0, max(0.0, frac))) / r
+        return max(0.0, t - t_contact_s)
+    flags.append("not_stabilized")
+    return None
+
+
+def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
+    """metrics.md § Drop landing: one rep per landing, v integrated backwards from the quiet stance after it."""
+    p = trial.params
+    r = trial.rate_hz
+    w = trial.window_n(p.quiet_window_s)
+    floors = [f for f in ("floor_left", "floor_right") if f in trial.fz]
+    # weigh on the final quiet stance (the last quiet_window_s) or the visit's body mass
+    ok = A.weigh(trial, max(0, trial.n - w), trial.n, body_mass_kg, flags) if trial.n >= w else \
+        A.weigh(trial, 0, trial.n, body_mass_kg, flags)
+    floor_total = np.zeros(trial.n)
+    for f in floors:
+        floor_total += trial.fz[f]
+    runs = [run for run in A.contact_runs(trial, floor_total) if run[0] > 0]
+    if not ok:
+        return [RepResult(None, None, None, dict.fromkeys(DROP_METRICS), ["no_quiet_stance"])]
+    landings = _merge_bounces(trial, runs)
+    reps = []
+    for k, (on, off, bounced) in enumerate(landings):
+        rep_flags = ["bounce"] if bounced else []
+        lo = landings[k - 1][1] if k > 0 else 0
+        hi = landings[k + 1][0] if k + 1 < len(landings) else trial.n
+        contacts = {}
+        for f in floors:
+            c = A.contact_runs(trial, trial.fz[f], on, off)
+            if c:
+                contacts[f] = A.contact_time_s(trial, trial.fz[f], c[0][0])
+        if not contacts:
+            continue
+        first = min(contacts, key=contacts.get)
+        rep_lead = lead if lead is not None else first.split("_", 1)[1]
+        t_c = contacts[first]
+        i_c = int(math.ceil(t_c * r - 1e-9))
+        q = _quiet_after(trial, i_c, hi)
+        if q is None:
+            reps.append(RepResult(rep_lead, None, t_c, dict.fromkeys(DROP_METRICS), rep_flags + ["no_quiet_stance"]))
+            continue
+        qs, qe = q
+        # metrics.md § kinematics: drop landings integrate backwards from the final quiet stance (v = 0)
+        A.K.integrate_velocity_backward(trial.total, lo, qe, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        j = np.flatnonzero(np.abs(trial.v[lo:i_c]) <= p.onset_speed_m_s)
+        t_on = (lo + int(j[-1])) / r if j.size else None
+        t_arr = arrest_time(trial, t_c, i_c, rep_flags)
+        m = dict.fromkeys(DROP_METRICS)
+        for f in floors:
+            side = f.split("_", 1)[1]
+            if f in contacts:
+                pm = plate_landing_metrics(trial, trial.fz_f[f], contacts[f], max(t_arr, contacts[f]))
+                for name, val in pm.items():
+                    m[f"{name}_{side}"] = val
+        i0, i1 = sample_span(t_c, t_arr, r, trial.n)
+        # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW)/m
+        m["peak_deceleration_m_s2"] = (float(trial.total_f[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
+        m["landing_phase_duration_s"] = t_arr - t_c
+        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
+        from steplab.dsp.symmetry import symmetry_index_pct
+        for name in PLATE_LANDING_METRICS:
+            # metrics.md § Drop landing: within-trial left/right symmetry (Robinson 1987)
+            m[f"{name}_symmetry_index_pct"] = symmetry_index_pct(m[f"{name}_left"], m[f"{name}_right"])
+        reps.append(RepResult(rep_lead, t_on, t_c, m, rep_flags))
+    return reps
+
+
+def _quiet_after(trial: A.Trial, i_c: int, hi: int) -> tuple[int, int] | None:
+    """The quiet stance after a landing: first in-band run ≥ MIN_QUIET_FRACTION window in [i_c, hi)."""
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    min_len = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
+    starts = np.empty(A._EVENT_CAP, dtype=np.int64)
+    ends = np.empty(A._EVENT_CAP, dtype=np.int64)
+    k = A.K.band_runs(trial.total, i_c, hi, trial.bw_n, trial.thr_n, min_len, starts, ends)
+    if k == 0:
+        return None
+    rs, re = int(starts[0]), int(ends[0])
+    ww = min(w, re - rs)
+    s, _, _ = A.K.min_sd_window(trial.total, rs, min(re, rs + trial.window_n(p.quiet_search_s)), ww)
+    return int(s), int(s + ww)
+
+
+def _merge_bounces(trial: A.Trial, runs: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+    """Join floor-contact runs with no quiet stance between them (a bounce) into one landing."""
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    min_len = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
+    out: list[list] = []
+    starts = np.empty(A._EVENT_CAP, dtype=np.int64)
+    ends = np.empty(A._EVENT_CAP, dtype=np.int64)
+    for on, off in runs:
+        if out:
+            prev_on = out[-1][0]
+            k = A.K.band_runs(trial.total, prev_on, on, trial.bw_n, trial.thr_n, min_len, starts, ends)
+            if k == 0:
+                out[-1][1] = off
+                out[-1][2] = True
+                continue
+        out.append([on, off, False])
+    return [(a, b, c) for a, b, c in out]

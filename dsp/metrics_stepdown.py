@@ -1,0 +1,189 @@
+"""Step-down (walk-off) and forward step-down (tap) metrics (metrics.md § Step-down, § Forward step-down)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from steplab.dsp import analysis as A
+from steplab.dsp.events import crossing_time_s, value_at
+from steplab.dsp.metrics_balance import filtered_cop, range_and_speed
+from steplab.dsp.metrics_landing import arrest_time, plate_landing_metrics, sample_span, stabilization_time
+from steplab.dsp.results import RepResult
+
+STEP_DOWN_METRICS = (
+    "lowering_duration_s", "peak_descent_speed_m_s", "touchdown_speed_m_s", "trail_support_at_contact_pct",
+    "landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s", "peak_loading_rate_bw_s",
+    "impulse_100ms_bw_s", "peak_deceleration_m_s2", "landing_phase_duration_s", "time_to_stabilization_s",
+    "box_cop_ml_range_mm", "box_cop_ml_velocity_mm_s", "integration_drift_m_s",
+)
+FORWARD_METRICS = ("lowering_duration_s", "raising_duration_s", "tap_force_pct_bw", "peak_descent_speed_m_s",
+                   "box_cop_ml_range_mm")
+
+
+def _floor_total(trial: A.Trial) -> tuple[list[str], np.ndarray]:
+    floors = [f for f in ("floor_left", "floor_right") if f in trial.fz]
+    tot = np.zeros(trial.n)
+    for f in floors:
+        tot += trial.fz[f]
+    return floors, tot
+
+
+def _reps_by_floor_contact(trial: A.Trial, floor_total: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Floor-contact runs that start after the weighing window; bounces (no quiet between) merged."""
+    from steplab.dsp.metrics_landing import _merge_bounces
+
+    runs = [run for run in A.contact_runs(trial, floor_total) if run[0] > 0 and run[0] >= (trial.quiet_end or 0)]
+    return _merge_bounces(trial, runs)
+
+
+def _min_v_between(trial: A.Trial, t0: float, t1: float) -> float:
+    """min v over [t0, t1] (samples inside plus the interpolated end points)."""
+    r = trial.rate_hz
+    i0, i1 = sample_span(t0, t1, r, trial.n)
+    vals = [value_at(trial.v, t0, r), value_at(trial.v, t1, r)]
+    if i1 >= i0:
+        vals.append(float(trial.v[i0:i1 + 1].min()))
+    return min(vals)
+
+
+def _lead_contact(trial, floors, on, off, lead):
+    """(role, contact index) of the lead floor plate within a floor-contact run."""
+    contacts = {}
+    for f in floors:
+        c = A.contact_runs(trial, trial.fz[f], on, off)
+        if c:
+            contacts[f] = c[0]
+    if lead is not None:
+        role = f"floor_{lead}"
+        return (role, contacts[role]) if role in contacts else (role, None)
+    if not contacts:
+        return None, None
+    role = min(contacts, key=lambda f: contacts[f][0])
+    return role, contacts[role]
+
+
+def _rep_quiet(trial: A.Trial, k: int, region_lo: int, i_c: int):
+    if k == 0 and trial.quiet_end is not None and trial.quiet_end <= i_c:
+        return trial.quiet_start, trial.quiet_end
+    return A.rep_quiet_window(trial, region_lo, i_c)
+
+
+def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
+    """metrics.md § Step-down: one rep per step down onto a floor plate (step-ups are not reps)."""
+    p = trial.params
+    r = trial.rate_hz
+    floors, floor_total = _floor_total(trial)
+    ok = A.weigh_standing_start(trial, body_mass_kg, flags)
+    if not ok:
+        return [RepResult(lead, None, None, dict.fromkeys(STEP_DOWN_METRICS), ["no_quiet_stance"])]
+    landings = _reps_by_floor_contact(trial, floor_total)
+    reps = []
+    for k, (on, off, bounced) in enumerate(landings):
+        rep_flags = ["bounce"] if bounced else []
+        region_lo = landings[k - 1][1] if k > 0 else trial.quiet_start
+        hi = landings[k + 1][0] if k + 1 < len(landings) else trial.n
+        role, crun = _lead_contact(trial, floors, on, off, lead)
+        rep_lead = role.split("_", 1)[1] if role else lead
+        m = dict.fromkeys(STEP_DOWN_METRICS)
+        if crun is None:
+            reps.append(RepResult(rep_lead, None, None, m, rep_flags + ["no_contact"]))
+            continue
+        i_c = crun[0]
+        t_c = A.contact_time_s(trial, trial.fz[role], i_c)
+        q = _rep_quiet(trial, k, region_lo, i_c)
+        if q is None:
+            reps.append(RepResult(rep_lead, None, t_c, m, rep_flags + ["no_quiet_stance"]))
+            continue
+        qs, qe = q
+        # metrics.md § kinematics: v = ∫ (F − BW)/m dt from the quiet stance before the rep (v = 0 there)
+        A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
+        v_c = value_at(trial.v, t_c, r)
+        if t_on is not None:
+            # metrics.md § Step-down: lowering_duration_s = t_contact − t_onset
+            m["lowering_duration_s"] = t_c - t_on
+            # metrics.md § Step-down: peak_descent_speed_m_s = −min v over [t_onset, t_contact]
+            m["peak_descent_speed_m_s"] = -_min_v_between(trial, t_on, t_c)
+            # metrics.md § Step-down: box_cop_ml_range_mm, box_cop_ml_velocity_mm_s during lowering
+            i0, i1 = sample_span(t_on, t_c, r, trial.n)
+            x, _ = filtered_cop(trial, "box", i0, i1 + 1)
+            m["box_cop_ml_range_mm"], m["box_cop_ml_velocity_mm_s"] = range_and_speed(x, r)
+        # metrics.md § Step-down: touchdown_speed_m_s = −v(t_contact)
+        m["touchdown_speed_m_s"] = -v_c
+        # metrics.md § Step-down: trail_support_at_contact_pct = box Fz(t_contact) / BW × 100
+        m["trail_support_at_contact_pct"] = value_at(trial.fz_f["box"], t_c, r) / trial.bw_n * 100.0
+        # metrics.md § Step-down: landing phase [t_contact, t_arrest]
+        t_arr = arrest_time(trial, t_c, i_c, rep_flags)
+        m["landing_phase_duration_s"] = t_arr - t_c
+        m.update(plate_landing_metrics(trial, trial.fz_f[role], t_c, t_arr))
+        i0, i1 = sample_span(t_c, t_arr, r, trial.n)
+        # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW) / m
+        m["peak_deceleration_m_s2"] = (float(trial.total_f[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
+        # metrics.md § Step-down: time_to_stabilization_s (threshold method)
+        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
+        # metrics.md § kinematics: integration_drift_m_s = mean v over the last 1 s of the closing quiet stance
+        drift = A.drift_after(trial, i_c, hi)
+        m["integration_drift_m_s"] = drift
+        if drift is not None and abs(drift) > p.drift_flag_m_s:
+            rep_flags.append("integration_drift")
+        reps.append(RepResult(rep_lead, t_on, t_c, m, rep_flags))
+    if not reps:
+        flags.append("no_reps")
+    return reps
+
+
+def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
+    """metrics.md § Forward step-down: one rep per heel tap on a floor plate; lead = the tapping limb."""
+    p = trial.params
+    r = trial.rate_hz
+    floors, floor_total = _floor_total(trial)
+    ok = A.weigh_standing_start(trial, body_mass_kg, flags)
+    if not ok:
+        return [RepResult(lead, None, None, dict.fromkeys(FORWARD_METRICS), ["no_quiet_stance"])]
+    taps = _reps_by_floor_contact(trial, floor_total)
+    reps = []
+    for k, (on, off, bounced) in enumerate(taps):
+        rep_flags = ["bounce"] if bounced else []
+        region_lo = taps[k - 1][1] if k > 0 else trial.quiet_start
+        hi = taps[k + 1][0] if k + 1 < len(taps) else trial.n
+        role, crun = _lead_contact(trial, floors, on, off, lead)
+        rep_lead = role.split("_", 1)[1] if role else lead
+        m = dict.fromkeys(FORWARD_METRICS)
+        if crun is None:
+            reps.append(RepResult(rep_lead, None, None, m, rep_flags + ["no_contact"]))
+            continue
+        i_c = crun[0]
+        # metrics.md § Forward step-down: tap = floor Fz ≥ contact_threshold_n
+        t_tap = A.contact_time_s(trial, trial.fz[role], i_c)
+        q = _rep_quiet(trial, k, region_lo, i_c)
+        if q is None:
+            reps.append(RepResult(rep_lead, None, t_tap, m, rep_flags + ["no_quiet_stance"]))
+            continue
+        qs, qe = q
+        A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
+        i_off = off
+        t_end = crossing_time_s(trial.fz[role], i_off, p.contact_threshold_n, r) if i_off < trial.n else (trial.n - 1) / r
+        # metrics.md § Forward step-down: tap_force_pct_bw = max floor Fz during the tap / BW × 100
+        m["tap_force_pct_bw"] = float(trial.fz_f[role][i_c:i_off].max()) / trial.bw_n * 100.0
+        if t_on is not None:
+            # metrics.md § Forward step-down: lowering_duration_s (onset → tap)
+            m["lowering_duration_s"] = t_tap - t_on
+            m["peak_descent_speed_m_s"] = -_min_v_between(trial, t_on, t_tap)
+            i0, i1 = sample_span(t_on, t_tap, r, trial.n)
+            x, _ = filtered_cop(trial, "box", i0, i1 + 1)
+            m["box_cop_ml_range_mm"], _ = range_and_speed(x, r)
+        # metrics.md § Forward step-down: raising_duration_s (tap end → back to quiet: |v| ≤ onset speed
+        # and |F − BW| within the onset threshold)
+        if i_off < hi:
+            quiet = (np.abs(trial.v[i_off:hi]) <= p.onset_speed_m_s) & (
+                np.abs(trial.total[i_off:hi] - trial.bw_n) <= trial.thr_n)
+            hit = np.flatnonzero(quiet)
+            if hit.size:
+                m["raising_duration_s"] = (i_off + int(hit[0])) / r - t_end
+        reps.append(RepResult(rep_lead, t_on, t_tap, m, rep_flags))
+    if not reps:
+        flags.append("no_reps")
+    return reps

@@ -1,0 +1,70 @@
+"""`steplab record`: record S seconds from a rig into a trial file, loss-free."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from steplab.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("record", help="record a trial from a rig",
+                       description="Record S seconds from the rig into a trial file. Every byte is journaled "
+                       "(FILE.journal) before decoding; every sample is delivered or listed as lost.")
+    p.add_argument("--device", required=True, help="serial port, pyserial URL, usb:VID:PID[:SERIAL] or 'sim'")
+    p.add_argument("--seconds", type=float, required=True, metavar="S", help="length of the trial in seconds")
+    p.add_argument("--out", required=True, metavar="FILE", help="trial file to write (.npz)")
+    p.add_argument("--rig", default=None, metavar="FILE", help="rig description; default: what the device reports")
+    p.add_argument("--calibration", default=None, metavar="FILE", help="calibration record the trial is to be analysed with")
+    p.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
+                   help="how long to wait for an unplugged rig to come back (default 30 s)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _calibration_ref(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    from steplab.calibration.records import CalibrationRecordError, load_calibration
+
+    try:
+        rec = load_calibration(path)
+    except (CalibrationRecordError, OSError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    return {"calibration_id": rec.calibration_id, "calibration_hash": rec.content_hash, "file": Path(path).name}
+
+
+def run(args: argparse.Namespace) -> int:
+    from steplab.acquisition.device import DeviceError, open_device
+    from steplab.acquisition.journal import JournalError
+    from steplab.acquisition.recorder import record
+    from steplab.acquisition.rig import RigError, load_rig
+    from steplab.acquisition.trial_file import TrialFileError
+
+    if not (0 < args.seconds <= 86400):
+        raise UserError(f"--seconds {args.seconds:g} must be in (0, 86400]")
+    out = Path(args.out)
+    if out.exists():
+        raise UserError(f"{out} already exists; refusing to overwrite a recording")
+    if not out.parent.exists():
+        raise UserError(f"the folder of {out} does not exist")
+    try:
+        rig = load_rig(args.rig) if args.rig else None
+        calibration = _calibration_ref(args.calibration)
+        device = open_device(args.device, rig=rig) if args.device.startswith("sim") else open_device(args.device)
+        trial, summary = record(device, args.seconds, out, rig=rig, calibration_ref=calibration,
+                                reconnect_timeout_s=args.reconnect_timeout)
+    except (DeviceError, RigError, JournalError, TrialFileError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"recorded {summary['samples']} samples ({summary['channels']} channels at {summary['sample_rate_hz']:g} Hz) "
+              f"into {out}; lost {summary['lost_samples']} samples in {len(summary['gaps'])} gaps, "
+              f"{summary['crc_errors']} CRC errors")
+    if summary["lost_samples"]:
+        print(f"steplab record: warning: {summary['lost_samples']} samples lost; see quality.gaps in {out}", file=sys.stderr)
+    return 0

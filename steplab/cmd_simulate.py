@@ -1,0 +1,87 @@
+"""`steplab simulate --pty`: the virtual step box on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from steplab.errors import UserError
+
+SCENARIOS = ("session", "step-down", "forward-step-down", "drop-landing", "squat", "balance", "quiet", "empty")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="run the simulated step box on a pseudo-terminal",
+        description="Serve the physics-based simulated step box on a pseudo-terminal. The first line on "
+        "stdout is 'port: /dev/pts/N'; it streams frames until killed or until --seconds pass.",
+    )
+    p.add_argument("--pty", action="store_true", required=True, help="serve on a pseudo-terminal (the only transport)")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate in Hz (default: the rig's, 1000)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds (default: run until killed)")
+    p.add_argument("--scenario", default="session", choices=SCENARIOS, help="what the virtual subject does (default: session)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same subject and noise")
+    p.add_argument("--fault-rate", type=float, default=0.0, metavar="P",
+                   help="probability per byte of a bit flip, a dropped byte or an inserted byte")
+    p.add_argument("--rig", default=None, metavar="FILE",
+                   help="rig description (JSON), or 'split-box' for the 16-channel rig (default: the 12-channel smart step)")
+    p.add_argument("--link", default=None, metavar="PATH",
+                   help="keep a symlink at PATH to the current pty (like /dev/serial/by-id/ for a USB rig)")
+    p.add_argument("--unplug-after", type=float, default=None, metavar="S", help="close the pty after S seconds (an unplug)")
+    p.add_argument("--unplug-for", type=float, default=2.0, metavar="S", help="how long the rig stays unplugged (default 2 s)")
+    p.add_argument("--reset-after", type=float, default=None, metavar="S", help="reboot the device after S seconds")
+    p.add_argument("--samples-per-frame", type=int, default=None, metavar="N", help="samples per data frame (default: 10 ms worth)")
+    p.add_argument("--body-mass", type=float, default=70.0, metavar="KG", help="the virtual subject's body mass (default 70 kg)")
+    p.add_argument("--involved", choices=("left", "right", "none"), default="left", help="the subject's involved (weaker) limb")
+    p.add_argument("--asymmetry", type=float, default=0.15, help="how much weaker the involved limb is, 0..0.5 (default 0.15)")
+    p.set_defaults(func=run)
+
+
+def build_sim(args) -> tuple:
+    """Rig, model and engine from the command-line options (shared with other commands)."""
+    from steplab.acquisition.rig import RigError, load_rig, split_box_rig
+    from steplab.acquisition.sim_device import SimDeviceEngine
+    from steplab.acquisition.sim_rig import SimulatedRigModel
+    from steplab.acquisition.sim_subject import Subject
+
+    try:
+        rig = split_box_rig() if args.rig == "split-box" else load_rig(args.rig)
+    except RigError as exc:
+        raise UserError(str(exc)) from None
+    rate = args.rate if args.rate is not None else rig.sample_rate_hz
+    if not (10.0 <= rate <= 8000.0):
+        raise UserError(f"--rate {rate:g} Hz is outside 10..8000")
+    if not (0.0 <= args.fault_rate < 0.5):
+        raise UserError(f"--fault-rate {args.fault_rate:g} must be in [0, 0.5)")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UserError("--seconds must be positive")
+    if not (20.0 <= args.body_mass <= 300.0):
+        raise UserError(f"--body-mass {args.body_mass:g} kg is outside 20..300")
+    if not (0.0 <= args.asymmetry <= 0.5):
+        raise UserError(f"--asymmetry {args.asymmetry:g} must be in 0..0.5")
+    if args.samples_per_frame is not None and not (1 <= args.samples_per_frame <= 1000):
+        raise UserError("--samples-per-frame must be in 1..1000")
+    try:
+        subject = Subject(body_mass_kg=args.body_mass, involved_limb=None if args.involved == "none" else args.involved,
+                          asymmetry=args.asymmetry)
+        model = SimulatedRigModel(rig, subject, scenario=args.scenario, seed=args.seed, rate_hz=rate)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    engine = SimDeviceEngine(model, rig, rate_hz=rate, samples_per_frame=args.samples_per_frame,
+                             seed=args.seed, fault_rate=args.fault_rate)
+    return rig, model, engine
+
+
+def run(args: argparse.Namespace) -> int:
+    from steplab.acquisition.sim_device import run_pty_server
+
+    _, _, engine = build_sim(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        run_pty_server(engine, seconds=args.seconds, link=args.link, unplug_after_s=args.unplug_after,
+                       unplug_for_s=args.unplug_for, reset_after_s=args.reset_after)
+    except KeyboardInterrupt:
+        pass
+    return 0
