@@ -99,6 +99,10 @@ class JournalWriter:
             os.fsync(self._fh.fileno())
             self._last_fsync = now
 
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
     def close(self) -> None:
         if not self._fh.closed:
             self.flush()

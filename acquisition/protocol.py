@@ -238,7 +238,7 @@ def encode_message_frame(frame_type: int, *, boot_id: int, seq: int, payload: di
     return _frame(header, text.encode("utf-8"))
 
 
-def encode_command(cmd: str, id: int, /, **args) -> bytes:  # noqa: A002 - the protocol's field name
+def encode_command(cmd: str, id: int, **args) -> bytes:  # noqa: A002 - the protocol's field name
     """Encode a host command frame (type 7): JSON ``{"cmd": cmd, "id": id, **args}``.
 
     Host frames carry boot_id 0, seq = ``id mod 2**32``, device_time_us 0 and no
@@ -260,7 +260,5 @@ def encode_command(cmd: str, id: int, /, **args) -> bytes:  # noqa: A002 - the p
         raise ValueError("cmd must be a non-empty string")
     if isinstance(id, bool) or not isinstance(id, (int, np.integer)) or id < 0:
         raise ValueError(f"command id must be a non-negative integer, got {id!r}")
-    if "cmd" in args or "id" in args:
-        raise ValueError("command arguments cannot be named 'cmd' or 'id'")
     payload = {"cmd": cmd, "id": int(id), **args}
     return encode_message_frame(FRAME_TYPE_COMMAND, boot_id=0, seq=int(id) % _U32, payload=payload)

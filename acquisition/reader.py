@@ -75,7 +75,7 @@ class AcquisitionReader:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self.stats.state = "stopped"
-        if self.journal is not None:
+        if self.journal is not None and not self.journal.closed:
             self.journal.flush()
 
     @property

@@ -204,6 +204,13 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
             if not reader.running and session.armed and not session.done:
                 finished_reason = "disconnected"
                 break
+    except RecordingError:
+        reader.stop()
+        device.close()
+        journal.close()
+        if not session.armed:
+            journal_path.unlink(missing_ok=True)  # nothing usable arrived: leave nothing behind
+        raise
     finally:
         reader.stop()
         device.close()
@@ -215,8 +222,9 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
                 break
             if session.armed and not session.done:
                 session.add(item.chunk, item.host_time_ns)
-        journal.event("stopped", reason=finished_reason or "complete")
-        journal.close()
+        if not journal.closed:
+            journal.event("stopped", reason=finished_reason or "complete")
+            journal.close()
     if session.armed:
         session.assembler.finish(finished_reason)
     extra = {"journal": journal_path.name, "calibration": calibration_ref,

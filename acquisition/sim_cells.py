@@ -14,6 +14,7 @@ host only ever sees the counts.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ OVERLOAD_FACTOR = 1.5  # mechanical overload stop of a cell, × capacity
 DRIFT_TIME_CONSTANT_S = 1200.0  # warm-up drift approaches its final value with this time constant
 
 
+@functools.lru_cache(maxsize=64)
 def _rectangle_layout(plate: Plate) -> tuple[np.ndarray, np.ndarray, float, float, float, float] | None:
     """(sign_x, sign_y, cx, cy, half_w, half_l) if the cells sit on the corners of an axis-aligned rectangle."""
     if len(plate.cells) != 4:

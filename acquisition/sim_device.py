@@ -178,10 +178,11 @@ class SimDeviceEngine:
     def drop_samples_until(self, now_s: float) -> None:
         """The link is down (unplugged): samples taken meanwhile are lost on the device."""
         before = self.sample
+        flagged = self._overrun_pending
         self._replies.clear()
         self.pending_output(now_s)  # generated and discarded, as a device with nowhere to send would
         self.overruns += self.sample - before
-        self._overrun_pending = self._overrun_pending or self.sample > before
+        self._overrun_pending = flagged or self.sample > before
 
 
 class _Pty:

@@ -387,6 +387,7 @@ class MovementLibrary:
         ec = tp.eccentric_control
         box_h = self.stage.box_height_m
         n0 = self.quiet(quiet_s, "box", self.bilateral_share())
+        i_move = n0
         s_lead = self.bilateral_share() if lead == "left" else 1.0 - self.bilateral_share()
         n0 += self.shift(0.4, "box", lead, s_lead, 0.0, air_after=True)
         i_lower = n0
@@ -422,7 +423,7 @@ class MovementLibrary:
         k = lp.landing_stiffness_n_m * self.var()
         c = 2.0 * lp.landing_damping_ratio * np.sqrt(k * self.m)
         # a hard (little-yielding) lead leg accepts the weight abruptly: the trail limb sheds it faster
-        t_tr = (0.08 + 0.30 * lp.landing_yield) * (0.85 + 0.3 * ec) * self.var()
+        t_tr = (0.05 + 0.20 * lp.landing_yield) * (0.85 + 0.3 * ec) * self.var()
         n_tr, n_sw, n_q = _ns(t_tr), _ns(0.3), _ns(0.35)
         n_set = _ns(0.7 * self.var())
         n_rest = _ns(1.0 + quiet_s)
@@ -454,6 +455,7 @@ class MovementLibrary:
         f_lead_all = np.concatenate([s["f"][FOOT_INDEX[lead]] for s in self._segs])
         f_trail_all = np.concatenate([s["f"][FOOT_INDEX[trail]] for s in self._segs])
         ev = self._landing_event("step-down", lead, trail, v_all, f_lead_all, f_lead_all + f_trail_all, i_lower, i_end)
+        ev.values["t_movement_s"] = i_move * DT_S
         ev.values["trail_support_at_contact_n"] = float(f_trail_all[int(round(ev.t_contact_s / DT_S))]) if ev.t_contact_s is not None else float("nan")
         ev.values["lowering_com_drop_m"] = float(self.z_box - z_all[i_contact0 - 1]) if i_contact0 > 0 else 0.0
         self.step_up(lead)
@@ -501,6 +503,7 @@ class MovementLibrary:
         ec = sp.eccentric_control
         box_h = self.stage.box_height_m
         n0 = self.quiet(quiet_s, "box", self.bilateral_share())
+        i_move = n0
         s_tap = self.bilateral_share() if tap == "left" else 1.0 - self.bilateral_share()
         n0 += self.shift(0.4, "box", tap, s_tap, 0.0, air_after=True)
         i_lower = n0
@@ -531,6 +534,7 @@ class MovementLibrary:
         f_tap_all[:i_lower] = 0.0  # the tapping foot's box load before the shift is not a tap
         ev = self._landing_event("forward-step-down", tap, stance, v_all, f_tap_all, f_tap_all, i_lower, i_end)
         ev.values["tap_force_n"] = float(f_tap.max())
+        ev.values["t_movement_s"] = i_move * DT_S
         touching = np.flatnonzero(f_tap >= CONTACT_THRESHOLD_N)
         ev.values["t_tap_end_s"] = (n0 + int(touching[-1])) * DT_S if touching.size else float("nan")
         s_back = 1.0 - self.bilateral_share() if tap == "right" else self.bilateral_share()
@@ -544,7 +548,7 @@ class MovementLibrary:
         i_move = n0
         # small preparatory lowering, then the box support is released
         n_prep = _ns(0.5 * self.var())
-        p, pv, pa = quintic(n_prep, self.z, 0.0, 0.0, self.z - 0.03, 0.0, 0.0)
+        p, pv, pa = quintic(n_prep, self.z, 0.0, 0.0, self.z - 0.015, -0.06, 0.0)
         kp, kd = self.pd_gains(2.0, 0.8)
         r = self.run(n_prep, pd=(1.0, p, pv, pa, kp, kd), tremor_sd_n=0.004 * self.mg)
         sh = self.bilateral_share()
@@ -554,7 +558,7 @@ class MovementLibrary:
         r = self.run(n_rel, ext=ext)
         self.seg(r.z, r.v, ext * sh, ext * (1 - sh), SURF_BOX, SURF_BOX)
         # flight until the first foot touches
-        z_touch = {side: self.z_floor + 0.03 + 0.004 * float(self.rng.uniform(-1, 1)) for side in LIMBS}
+        z_touch = {side: self.z_floor + 0.02 + 0.004 * float(self.rng.uniform(-1, 1)) for side in LIMBS}
         r = self.run(_ns(1.0), stop_below_z=max(z_touch.values()))
         self.seg(r.z, r.v, 0.0, 0.0, SURF_AIR, SURF_AIR)
         i_c0 = n0 + n_prep + n_rel + r.n
@@ -592,6 +596,7 @@ class MovementLibrary:
                 ev.values[f"t_contact_{side}_s"] = side_ev.t_contact_s
                 ev.values[f"landing_peak_{side}_n"] = float(fs[i_pk])
                 ev.values[f"t_peak_{side}_s"] = i_pk * DT_S
+        ev.values["t_movement_s"] = i_move * DT_S
         if step_up_after:
             self.step_up(first_up)
         return self.finish("drop-landing", [ev])
@@ -623,6 +628,7 @@ class MovementLibrary:
         ev = RepEvent("squat", None, None, 0.0, (int(slow[-1]) if slow.size else n0) * DT_S, None, (n0 + n) * DT_S)
         ev.values.update({
             "t_bottom_s": (n0 + n_d + n_h // 2) * DT_S,
+            "t_movement_s": n0 * DT_S,
             "left_share_pct": pct(moving),
             "left_share_descent_pct": pct(moving & (r.v < 0)),
             "left_share_ascent_pct": pct(moving & (r.v > 0)),
@@ -648,7 +654,7 @@ class MovementLibrary:
             self.seg(r.z, r.v, zero, r.pd, SURF_AIR, SURF_FLOOR, ml=(0.0, amp_ml), ap=(0.0, amp_ap))
         self.shift(0.5, "floor", lift, 0.0, s_lift, air_after=False)
         ev = RepEvent("balance", None, stance, 0.0, n0 * DT_S, None, (n0 + n_lift + n_hold) * DT_S)
-        ev.values.update({"t_single_start_s": (n0 + n_lift) * DT_S, "t_single_end_s": (n0 + n_lift + n_hold) * DT_S,
+        ev.values.update({"t_movement_s": n0 * DT_S, "t_single_start_s": (n0 + n_lift) * DT_S, "t_single_end_s": (n0 + n_lift + n_hold) * DT_S,
                           "body_weight_n": self.mg})
         return self.finish("balance", [ev])
 

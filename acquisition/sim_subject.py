@@ -124,14 +124,14 @@ class Subject:
         if limb == self.involved_limb:
             ec = self.eccentric_control * (1.0 - a)
             k = self.landing_stiffness_n_m * (1.0 + a)
-            zeta = 0.35 * (1.0 - 0.5 * a)
+            zeta = 0.30 * (1.0 - a)
             yld = 0.45 * (1.0 - a)
             share = inv_share
             sway = self.sway_amplitude_mm * (1.0 + 1.5 * a)
         else:
             ec = self.eccentric_control
             k = self.landing_stiffness_n_m
-            zeta = 0.35
+            zeta = 0.30
             yld = 0.45
             share = 1.0 - inv_share
             sway = self.sway_amplitude_mm

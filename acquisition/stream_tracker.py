@@ -108,7 +108,8 @@ def kept_samples(frames: np.ndarray, counts: np.ndarray, keep: np.ndarray) -> tu
         return frames, counts
     rows = np.repeat(keep, frames["samples"].astype(np.int64))
     out = frames[keep].copy()
-    out["offset"] = np.concatenate(([0], np.cumsum(out["samples"].astype(np.int64))[:-1])) if out.size else out["offset"]
+    sizes = out["samples"].astype(np.int64)
+    out["offset"] = np.cumsum(sizes) - sizes
     return out, counts[rows]
 
 

@@ -125,12 +125,11 @@ class TrialAssembler:
                     self._add_gap(self.next_position, missing, "reset", estimated=True)
                 seg = self._segment = _Segment(boot, int(fr["first_sample"][0]), base)
                 self.segments.append({"boot_id": boot, "first_device_sample": seg.first_device_sample, "at_sample": base})
-            else:
-                for g_key in [k for k in gaps if k[0] == boot]:
-                    g = gaps.pop(g_key)
-                    at = seg.base + g.at_sample - seg.first_device_sample
-                    if self.max_samples is None or at < self.max_samples:
-                        self._add_gap(at, g.length, "device_overrun" if g.device_overrun else "link")
+            for g_key in [k for k in gaps if k[0] == boot]:
+                g = gaps.pop(g_key)
+                at = seg.base + g.at_sample - seg.first_device_sample
+                if self.max_samples is None or at < self.max_samples:
+                    self._add_gap(at, g.length, "device_overrun" if g.device_overrun else "link")
             pos0 = seg.base + fr["first_sample"].astype(np.int64) - seg.first_device_sample
             n_per = fr["samples"].astype(np.int64)
             rows0 = fr["offset"].astype(np.int64) - int(frames["offset"][a])

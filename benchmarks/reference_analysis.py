@@ -26,9 +26,10 @@ Choices where metrics.md leaves room (each one is the plainest reading):
   then each contiguous valid stretch is low-passed at ``cop_cutoff_hz``;
 * a rep's integration starts at the 1 s window of smallest SD inside the
   ``quiet_search_s`` that precede its movement (after the last ≥ 1 s stretch
-  of stillness); the end of a movement (forward step-down, squat) mirrors the
-  onset: the first time after the last above-threshold sample at which
-  ``|v| ≤ onset_speed_m_s``.
+  of stillness); the end of a movement (forward step-down "back to quiet",
+  squat) is where ``|F − BW|`` last falls below the movement threshold before a
+  ≥ 1 s still stretch (force, not ``|v|``: velocity drift after seconds of
+  integration is of the order of ``onset_speed_m_s``).
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ ROLE_OF_LIMB = {"left": "floor_left", "right": "floor_right"}
 # small signal helpers
 # ---------------------------------------------------------------------------
 def lowpass(x: np.ndarray, cutoff_hz: float, rate_hz: float, order: int) -> np.ndarray:
-    """Zero-lag Butterworth low-pass: an ``order/2`` design run forward and backward."""
+    """Zero-lag Butterworth low-pass: an ``order/2`` design run forward and backward.
+
+    The ends are padded by odd extension over three periods of the cut-off (at
+    least SciPy's default), so the start-up transient dies out inside the padding.
+    """
     sos = butter(order // 2, cutoff_hz, btype="low", fs=rate_hz, output="sos")
-    padlen = min(3 * (2 * len(sos) + 1), len(x) - 1)
-    return sosfiltfilt(sos, x, padlen=max(padlen, 0))
+    padlen = max(3 * (2 * len(sos) + 1), int(math.ceil(3 * rate_hz / cutoff_hz)))
+    return sosfiltfilt(sos, x, padlen=max(min(padlen, len(x) - 1), 0))
 
 
 def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -237,18 +242,13 @@ class _Trial:
         k = int(slow[-1])  # speed[k] <= vs < speed[k + 1]
         return (q0 + k + (vs - speed[k]) / (speed[k + 1] - speed[k])) * self.dt
 
-    def end_time(self, v: np.ndarray, q0: int, last_active: int) -> float:
-        """First time at or after ``last_active`` with ``|v| ≤ onset_speed`` (mirror of onset)."""
-        vs = self.p.onset_speed_m_s
-        speed = np.abs(v)
-        k0 = last_active - q0
-        if speed[k0] <= vs:
-            return crossing_time(-np.abs(self.dev), last_active + 1, -self.thr, self.dt)
-        slow = np.flatnonzero(speed[k0:] <= vs)
-        if slow.size == 0:
-            return float("nan")
-        k = k0 + int(slow[0])  # speed[k-1] > vs >= speed[k]
-        return (q0 + k - 1 + (speed[k - 1] - vs) / (speed[k - 1] - speed[k])) * self.dt
+    def end_time(self, last_active: int) -> float:
+        """Back to quiet: where ``|F − BW|`` falls below the movement threshold after ``last_active``.
+
+        Not read from ``|v|``: after several seconds of integration the drift of
+        v is of the order of the onset speed itself.
+        """
+        return crossing_time(-np.abs(self.dev), last_active + 1, -self.thr, self.dt)
 
     def v_at(self, v: np.ndarray, q0: int, t: float) -> float:
         return float(np.interp(t, (q0 + np.arange(len(v))) * self.dt, v))
@@ -390,7 +390,7 @@ def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResu
                 if still:
                     last_active = b + still[0][0] - 1
                     if last_active >= b:
-                        t_quiet = tr.end_time(v, q0, last_active)
+                        t_quiet = tr.end_time(last_active)
                     else:
                         t_quiet = t_tap_end
             tap_idx = np.arange(a, b)
@@ -490,8 +490,9 @@ def _squat_reps(tr: _Trial) -> list[RepResult]:
         v = tr.velocity(q0, nxt[1] if nxt is not None else tr.n)
         t_onset = tr.onset_time(v, q0, d)
         flags: list[str] = []
-        t_end = tr.end_time(v, q0, move_stop - 1) if nxt is not None else float("nan")
-        if not math.isfinite(t_end):
+        if nxt is not None:
+            t_end = tr.end_time(move_stop - 1)
+        else:  # the recording ends during the movement
             t_end = (move_stop - 1) * tr.dt
             flags.append("no_quiet_stance")
         idx = samples_between(t_onset, t_end, tr.dt, tr.n)
@@ -750,13 +751,17 @@ def _fall(x: np.ndarray, dur_s: float) -> np.ndarray:
     return np.cos(np.pi * xc / (2 * dur_s)) ** 2
 
 
-def _landing_shape(x: np.ndarray, peak_n: float, rise_s: float, level_n: float, decay_s: float,
+def _landing_shape(x: np.ndarray, peak_n: float, rise_s: float, level_n: float, decay_s: float | None,
                    dip_n: float = 0.0, dip_s: float = 0.2) -> np.ndarray:
     """A plate's landing force (N) at x s after the foot touches.
 
     sin² rise from 0 to ``peak_n`` at ``rise_s``; cos² decay to ``level_n`` over
     ``decay_s``; then an optional sin² dip of ``dip_n`` lasting ``dip_s``; then ``level_n``.
+    ``decay_s=None`` matches the curvature of both sides of the crest (a smooth peak
+    that a zero-lag filter does not move): ``decay = rise·√((peak − level)/peak)``.
     """
+    if decay_s is None:
+        decay_s = rise_s * math.sqrt((peak_n - level_n) / peak_n)
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros_like(x)
     r = (x >= 0) & (x < rise_s)
@@ -785,7 +790,7 @@ class SyntheticStepDown:
                  t1_s: float = 1.0, a1_m_s2: float = 0.6, t2_s: float = 0.4, v_touch_m_s: float = -0.25,
                  t3_s: float = 0.3, a3_m_s2: float = 2.5, t4_s: float = 0.5,
                  lead_peak_bw: float = 1.1, lead_rise_s: float = 0.12, lead_level_bw: float = 0.55,
-                 lead_decay_s: float = 0.25, floor_stand_s: float = 2.5, step_up_s: float = 1.0,
+                 lead_decay_s: float | None = None, floor_stand_s: float = 2.5, step_up_s: float = 1.0,
                  step_up_a_m_s2: float = 1.0, rest_s: float = 2.5):
         self.leads = tuple(leads)
         self.m = mass_kg
@@ -878,7 +883,7 @@ class SyntheticDropLanding:
 
     def __init__(self, mass_kg: float = 68.0, quiet_s: float = 2.0, stepoff_s: float = 0.15, flight_s: float = 0.3,
                  right_delay_s: float = 0.012, peak_left_bw: float = 2.0, peak_right_bw: float = 1.7,
-                 rise_left_s: float = 0.05, rise_right_s: float = 0.06, decay_s: float = 0.25,
+                 rise_left_s: float = 0.05, rise_right_s: float = 0.06, decay_s: float | None = None,
                  dip_bw: float = 0.1, dip_s: float = 0.3, after_s: float = 3.0, with_box: bool = True,
                  swap: bool = False):
         self.m = mass_kg
@@ -989,3 +994,66 @@ class SyntheticBalance:
         other = "right" if self.limb == "left" else "left"
         forces = {f"floor_{self.limb}": np.full_like(t, self.bw), f"floor_{other}": np.zeros_like(t)}
         return _with_cop(forces, t, {f"floor_{self.limb}": self.cop_mm(t)}, noise_n, seed)
+
+
+class SyntheticForwardStepDown:
+    """Forward step-down (tap) reps: single-limb stance on the box, heel tap on one floor plate.
+
+    Each rep (local time τ from ``starts_s[k]``): lowering ``−A1·sin(πτ/T1)`` then
+    braking ``+A2·sin`` over T2 to v = 0 at the bottom; the heel touches the
+    floor plate ``tap_lead_s`` before the bottom with a sin² bump of ``tap_peak_bw``
+    lasting ``tap_s``; raising one full sine cycle ``+Ar·sin(2πx/Tr)`` starting
+    ``rise_delay_s`` after the bottom; then quiet on the box.  Box COP as for
+    :class:`SyntheticStepDown`.
+    """
+
+    def __init__(self, taps=("left", "right"), mass_kg: float = 66.0, quiet_s: float = 2.0, t1_s: float = 1.0,
+                 a1_m_s2: float = 0.6, t2_s: float = 0.6, tap_lead_s: float = 0.15, tap_s: float = 0.4,
+                 tap_peak_bw: float = 0.12, rise_delay_s: float = 0.1, tr_s: float = 1.2, ar_m_s2: float = 0.8,
+                 rest_s: float = 2.5):
+        self.taps = tuple(taps)
+        self.m = mass_kg
+        self.bw = mass_kg * G_M_S2
+        self.t1, self.a1, self.t2 = t1_s, a1_m_s2, t2_s
+        self.a2 = 2 * a1_m_s2 * t1_s / np.pi * np.pi / (2 * t2_s)  # brings v back to 0
+        self.bottom_s = t1_s + t2_s
+        self.tap_at_s = self.bottom_s - tap_lead_s
+        self.tap_s, self.tap_peak_n = tap_s, tap_peak_bw * self.bw
+        self.rise_at_s = self.bottom_s + rise_delay_s
+        self.tr, self.ar = tr_s, ar_m_s2
+        rep_len = self.rise_at_s + tr_s + rest_s
+        self.starts_s = tuple(quiet_s + k * rep_len for k in range(len(self.taps)))
+        self.duration_s = quiet_s + len(self.taps) * rep_len
+
+    def com_acc(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        a = np.zeros_like(t)
+        for s in self.starts_s:
+            x = t - s
+            a += (-self.a1 * _sinb(x, self.t1) + self.a2 * _sinb(x - self.t1, self.t2)
+                  + self.ar * _fullsin(x - self.rise_at_s, self.tr))
+        return a
+
+    def tap_force(self, x):
+        return self.tap_peak_n * _sinb(np.asarray(x, dtype=np.float64), self.tap_s) ** 2
+
+    def box_cop_mm(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        return 6.0 * np.sin(2 * np.pi * 1.1 * t + 0.3), 4.0 * np.cos(2 * np.pi * 0.6 * t)
+
+    def plate_forces(self, t):
+        t = np.asarray(t, dtype=np.float64)
+        f = self.bw + self.m * self.com_acc(t)
+        left = np.zeros_like(t)
+        right = np.zeros_like(t)
+        for s, limb in zip(self.starts_s, self.taps):
+            tap = self.tap_force(t - s - self.tap_at_s)
+            if limb == "left":
+                left += tap
+            else:
+                right += tap
+        return {"box": f - left - right, "floor_left": left, "floor_right": right}
+
+    def sample(self, rate_hz: float = 1000.0, noise_n: float = 0.0, seed: int = 0) -> dict[str, PlateForces]:
+        t = np.arange(int(round(self.duration_s * rate_hz))) / rate_hz
+        return _with_cop(self.plate_forces(t), t, {"box": self.box_cop_mm(t)}, noise_n, seed)

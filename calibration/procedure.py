@@ -273,6 +273,7 @@ class CalibrationProcedure:
         self._creep_pct = float("nan")
         self._last_reading_n = float("nan")
         self._last_noise_n = float("nan")
+        self._tare_reason = "no steady 2 s stretch"
         self.fit: PlateFit | None = None
         self.result: PlateCalibrationResult | None = None
         self._note(self.prompt.text)
@@ -362,7 +363,10 @@ class CalibrationProcedure:
                                         max_drift_n=self.settings.max_drift_n, reference_offsets_counts=self._ref,
                                         max_load_n=self.settings.tare_max_load_n, end_sample=self.samples_fed)
                 except TareError as exc:
-                    self._stop(FAULT, f"{exc}; then resume")
+                    if exc.reason != "unsteady":
+                        self._stop(FAULT, f"{exc}; then resume")
+                        return self.state
+                    self._tare_reason = str(exc)  # keep waiting for a steady plate (until the timeout)
                     return self.state
                 self.tare = tare
                 self._readings.clear()
@@ -378,7 +382,7 @@ class CalibrationProcedure:
 
     def _timeout_reason(self, st: Step) -> str:
         if st.kind == "tare":
-            return "tare did not complete"
+            return f"tare did not complete: {self._tare_reason}"
         exp = st.mass_kg * STANDARD_GRAVITY_M_S2
         if np.isfinite(self._last_noise_n) and self._last_noise_n > self.settings.max_noise_n:
             why = f"load never became steady (noise {self._last_noise_n:.2f} N > {self.settings.max_noise_n:g} N)"

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -214,6 +214,7 @@ def make_record(plates, rig: Rig, *, operator: str, created: datetime | None = N
         Timezone-aware time of the calibration; now (UTC) when None.
     """
     pcs = tuple(p if isinstance(p, PlateCalibration) else PlateCalibration.from_result(p) for p in plates)
+    pcs = tuple(replace(p, geometry=_clean(p.geometry), statistics=_clean(p.statistics)) for p in pcs)
     if not pcs:
         raise ValueError("a calibration record needs at least one plate")
     if not str(operator).strip():
@@ -385,3 +386,39 @@ def recalibrated_since(trial_calibration_id: str, trial_time: datetime, records,
             out.append(f"plate(s) {', '.join(names)} recalibrated on {r.created_utc} ({r.calibration_id}) after this trial "
                        f"(analysed with {trial_calibration_id}): re-analyse with the new calibration?")
     return out
+
+
+def arrays_for_rig(rig: Rig, records):
+    """CalibrationArrays for every plate of ``rig`` from the newest record of each plate.
+
+    Plates in rig order. The ``calibration_id`` names the records used (joined by
+    ``+``); the hash is computed from the arrays.
+
+    Raises
+    ------
+    CalibrationRecordError
+        When a plate has no calibration, or a record belongs to another rig.
+    """
+    from steplab.dsp.calibration_arrays import CalibrationArrays
+
+    chosen = []
+    for plate in rig.plates:
+        rec = latest_for_plate(records, plate.name)
+        if rec is None:
+            raise CalibrationRecordError(f"plate {plate.name!r} has no calibration: run steplab calibrate --plate {plate.name}")
+        check_rig(rec, rig)
+        chosen.append((rec, rec.plate(plate.name)))
+    k = max(len(pc.channels) for _, pc in chosen)
+    n = len(chosen)
+    ci = np.full((n, k), -1, dtype=np.int64)
+    off = np.zeros((n, k))
+    lin = np.zeros((n, 3, k))
+    quad = np.zeros((n, 3, k))
+    for i, (_, pc) in enumerate(chosen):
+        m = len(pc.channels)
+        ci[i, :m] = pc.channels
+        off[i, :m] = pc.offsets_counts
+        lin[i, :, :m] = np.asarray(pc.linear)
+        quad[i, :, :m] = np.asarray(pc.quadratic)
+    ids = "+".join(dict.fromkeys(r.calibration_id for r, _ in chosen))
+    return CalibrationArrays(tuple(p.role for p in rig.plates), ci, off, lin, quad, calibration_id=ids)

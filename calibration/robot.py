@@ -118,7 +118,7 @@ def make_sim_model(rig: Rig | None = None, seed: int = 0):
 
 def run_auto_calibration(model=None, rig: Rig | None = None, *, seed: int = 0, plates=None,
                          settings: ProcedureSettings | None = None, plans: dict[str, CalibrationPlan] | None = None,
-                         operator: str = "sim-robot", block_samples: int = 50) -> AutoCalibration:
+                         operator: str = "sim-robot", block_samples: int = 125) -> AutoCalibration:
     """Calibrate the simulated rig's plates one after another, unattended.
 
     Parameters

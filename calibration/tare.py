@@ -16,7 +16,14 @@ import numpy as np
 
 
 class TareError(ValueError):
-    """A tare that must not be applied; the message says why."""
+    """A tare that must not be applied; the message says why.
+
+    ``reason`` is ``"short"``, ``"unsteady"`` or ``"loaded"``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -127,21 +134,21 @@ def compute_tare(
     sens = _validate_sens(counts_per_n, k)
     need = int(np.ceil(min_duration_s * sample_rate_hz))
     if n < max(need, 4):
-        raise TareError(f"tare needs at least {min_duration_s:g} s ({need} samples), got {n} samples")
+        raise TareError(f"tare needs at least {min_duration_s:g} s ({need} samples), got {n} samples", "short")
     offsets = c.mean(axis=0)
     force = plate_force_n(c, offsets, sens)
     noise, drift = steadiness_n(force)
     if noise > max_noise_n or drift > max_drift_n:
-        raise TareError(f"plate is not steady during tare (noise {noise:.2f} N, drift {drift:.2f} N; limits {max_noise_n:g} N, {max_drift_n:g} N): keep it unloaded and still")
+        raise TareError(f"plate is not steady during tare (noise {noise:.2f} N, drift {drift:.2f} N; limits {max_noise_n:g} N, {max_drift_n:g} N): keep it unloaded and still", "unsteady")
     if reference_offsets_counts is not None:
         ref = np.asarray(reference_offsets_counts, dtype=np.float64)
         if ref.shape != (k,):
             raise ValueError(f"reference_offsets_counts must have shape ({k},), got {ref.shape}")
         load = float(np.sum((offsets - ref) / sens))
         if load > max_load_n:
-            raise TareError(f"plate is loaded during tare (reads {load:.1f} N above its zero): clear the plate and tare again")
+            raise TareError(f"plate is loaded during tare (reads {load:.1f} N above its zero): clear the plate and tare again", "loaded")
         if load < -max_load_n:
-            raise TareError(f"plate reads {-load:.1f} N below its zero: it was loaded when the zero was taken; clear it and tare again")
+            raise TareError(f"plate reads {-load:.1f} N below its zero: it was loaded when the zero was taken; clear it and tare again", "loaded")
     return Tare(offsets, noise, drift, n, int(n if end_sample is None else end_sample), float(sample_rate_hz))
 
 

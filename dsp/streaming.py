@@ -375,9 +375,7 @@ class StreamingAnalyzer:
             return []
         t0 = (self._offset + s) / self.rate_hz
         reps = []
-        for rep in res.reps:
-            if rep.t_contact_s is None and rep.t_onset_s is None:
-                continue  # a segment with no rep in it (e.g. the step back up)
+        for rep in res.reps:  # a segment with no rep in it (the step back up) gives none
             reps.append(RepResult(rep.lead, None if rep.t_onset_s is None else rep.t_onset_s + t0,
                                   None if rep.t_contact_s is None else rep.t_contact_s + t0,
                                   dict(rep.metrics), list(rep.flags)))

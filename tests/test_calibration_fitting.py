@@ -164,13 +164,14 @@ def test_positions_and_cop_threshold(box):
 
 
 def test_c3d_type4_cal_matrix_reproduces_ezc3d():
-    ezc3d = pytest.importorskip("ezc3d")
+    import ezc3d
+
     path = REAL / "c3d_sample10" / "TYPE-4.C3D"
     c = ezc3d.c3d(str(path), extract_forceplat_data=True)
     fp = c["parameters"]["FORCE_PLATFORM"]
     assert int(fp["TYPE"]["value"][0]) == 4
-    # CAL_MATRIX is stored column-major (Fortran): element (i, j) at [j, i]
-    cal = np.asarray(fp["CAL_MATRIX"]["value"], dtype=np.float64)[:, :, 0].T
+    # ezc3d returns the parameter in C3D (Fortran) index order: value[i, j, plate] = CAL(i, j)
+    cal = np.asarray(fp["CAL_MATRIX"]["value"], dtype=np.float64)[:, :, 0]
     chans = np.asarray(fp["CHANNEL"]["value"])[:, 0] - 1
     signals = c["data"]["analogs"][0][chans].T  # (n, 6), scaled analog values
     out = apply_calibration_matrix(cal, signals)

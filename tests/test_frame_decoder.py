@@ -242,3 +242,18 @@ def test_byte_accounting_with_pending_tail():
     assert dec.frames_ok == 9 and dec.pending == len(frames[-1]) - 5
     dec.feed(wire[-5:])
     assert dec.frames_ok == 10 and dec.pending == 0 and dec.bytes_discarded == 0 and dec.bytes_fed == len(wire)
+
+
+def test_benchmark_reports_throughput_above_target():
+    from steplab.benchmarks.bench_decoder import build_stream, measure_decoder
+
+    wire, n = build_stream(channels=3, samples_per_frame=2, target_bytes=5000, rate_hz=100)
+    ch = FrameDecoder().feed(wire)
+    assert ch.frames_ok == n and len(ch.messages) == n - ch.frames.size >= 1
+    r = measure_decoder(seconds=0.2)
+    assert set(r) >= {"bytes_per_s", "frames_per_s", "link_ratio", "mb_per_s"}
+    assert r["mb_per_s"] == pytest.approx(r["bytes_per_s"] / 1e6)
+    assert r["frames_per_s"] == pytest.approx(r["bytes_per_s"] / r["frame_bytes"])
+    assert r["bytes_per_s"] > 50e6  # the target: 50 MB/s of wire bytes on one core
+    with pytest.raises(ValueError):
+        measure_decoder(seconds=0)

@@ -207,7 +207,9 @@ def test_message_and_command_reject_bad_arguments():
     with pytest.raises(ValueError):
         p.encode_command("info", -1)
     with pytest.raises(ValueError):
-        p.encode_command("info", 1, id=3)
+        p.encode_command("info", 1.0)
+    with pytest.raises(ValueError):
+        p.encode_command("set_rate", 1, rate_hz=float("inf"))
 
 
 # -- encoder speed: a simulator must stream 16 ch x 4 kHz using well under 10 % of a core ----

@@ -176,10 +176,10 @@ def test_descent_not_arrested_is_flagged():
 
 def test_unsteady_weighing_flag():
     s = SyntheticStepDown(leads=("left",))
-    plates = s.sample(RATE_HZ, noise_n=12.0, seed=3)  # SD 12 N > max(10 N, 2 % BW = 14 N)? no: 12 < 14
-    res = analyze_forces(plates, RATE_HZ, "step-down")
+    quiet = s.sample(RATE_HZ, noise_n=5.0, seed=3)  # three plates: total SD 5·√3 ≈ 8.7 N < max(10 N, 2 % BW)
+    res = analyze_forces(quiet, RATE_HZ, "step-down")
     assert "unsteady_weighing" not in res.flags
-    noisy = s.sample(RATE_HZ, noise_n=10.0, seed=3)  # three plates: total SD = 10·√3 ≈ 17 N > 14 N
+    noisy = s.sample(RATE_HZ, noise_n=10.0, seed=3)  # total SD 10·√3 ≈ 17 N > 2 % BW ≈ 14 N
     res = analyze_forces(noisy, RATE_HZ, "step-down")
     assert "unsteady_weighing" in res.flags
 
@@ -305,8 +305,8 @@ def test_balance_cop_metrics_on_known_ellipse(limb):
     ap_range = 2 * math.hypot(s.a * sa, s.b * ca)
     ellipse = math.pi * 5.991 * s.a * s.b / 2  # det Σ = (a²/2)(b²/2) whatever the angle
     m = rep.metrics
-    assert m["cop_path_mm"] == pytest.approx(path, rel=2e-3)
-    assert m["cop_mean_velocity_mm_s"] == pytest.approx(path / duration, rel=2e-3)
+    assert m["cop_path_mm"] == pytest.approx(path, rel=5e-4)
+    assert m["cop_mean_velocity_mm_s"] == pytest.approx(path / duration, rel=5e-4)
     assert m["cop_ml_range_mm"] == pytest.approx(ml_range, abs=0.05)
     assert m["cop_ap_range_mm"] == pytest.approx(ap_range, abs=0.05)
     assert m["cop_ellipse95_mm2"] == pytest.approx(ellipse, rel=2e-3)

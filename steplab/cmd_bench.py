@@ -1,0 +1,61 @@
+"""`steplab bench`: speed measured as ratios within one run (noisy machines)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from steplab.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure the analysis core, the decoder and the live path",
+                       description="Benchmarks: the numba analysis core against the plain NumPy/SciPy reference "
+                       "on the same data in the same run, the frame decoder's throughput with CRC checks, the "
+                       "streaming path's block latency, and (without --quick) a 16-channel 4 kHz recording.")
+    p.add_argument("--quick", action="store_true", help="finish in under 30 s")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--recording-seconds", type=float, default=60.0, metavar="S",
+                   help="length of the 16 ch x 4 kHz recording benchmark (default 60; skipped with --quick)")
+    p.set_defaults(func=run)
+
+
+def collect(quick: bool, recording_seconds: float = 60.0) -> dict:
+    from steplab.benchmarks.bench_decoder import measure_decoder
+    from steplab.benchmarks.bench_dsp import measure_dsp
+
+    result: dict = {"quick": quick}
+    result["dsp"] = measure_dsp(seconds_of_data=60.0 if quick else 300.0, repeats=3 if quick else 5)
+    result["decoder"] = measure_decoder(seconds=1.0 if quick else 3.0)
+    try:
+        from steplab.dsp.streaming import measure_streaming
+    except ImportError:
+        measure_streaming = None
+    if measure_streaming is not None:
+        result["streaming"] = measure_streaming()
+    if not quick and recording_seconds > 0:
+        from steplab.benchmarks.bench_recording import measure_recording
+
+        result["recording"] = measure_recording(seconds=recording_seconds)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.recording_seconds < 0:
+        raise UserError("--recording-seconds must not be negative")
+    result = collect(args.quick, args.recording_seconds)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        d, dec = result["dsp"], result["decoder"]
+        print(f"dsp: {d['frames_per_s'] / 1e6:.1f} M frames/s, reference {(d.get('reference_frames_per_s') or 0) / 1e6:.2f} M frames/s, "
+              f"speedup {d.get('speedup')}")
+        print(f"decoder: {dec['bytes_per_s'] / 1e6:.1f} MB/s ({dec['bytes_per_s'] / 1e6:.0f}x a 1 MB/s USB full-speed link)")
+        if "streaming" in result:
+            s = result["streaming"]
+            print(f"streaming: 10 ms block p50 {s.get('p50_ms')} ms, p99 {s.get('p99_ms')} ms")
+        if "recording" in result:
+            r = result["recording"]
+            print(f"recording 16 ch x 4 kHz for {r['seconds']:g} s: {r['samples']} samples, {r['lost_samples']} lost, "
+                  f"recorder CPU {r['recorder_cpu_pct_of_one_core']} % of one core")
+    return 0

@@ -1,0 +1,195 @@
+"""Edge cases of the dsp core: bad input at the public edge, odd trials, segmentation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from steplab.dsp import AnalysisParams, PlateForces, analyze_counts, analyze_forces, nominal_calibration
+from steplab.dsp.warmup import synthetic_step_down
+
+G = 9.80665
+RATE = 1000.0
+
+
+def _pad(plates, before_s=0.0, after_s=0.0, value=None):
+    out = {}
+    nb, na = int(before_s * RATE), int(after_s * RATE)
+    for r, pf in plates.items():
+        arrs = []
+        for a in (pf.fz_n, pf.mx_nm, pf.my_nm):
+            pre = np.zeros(nb) if value is None else np.full(nb, a[0])
+            arrs.append(np.concatenate((pre, a, np.full(na, a[-1]))))
+        out[r] = PlateForces(*arrs)
+    return out
+
+
+def _cut(plates, stop):
+    return {r: PlateForces(pf.fz_n[:stop], pf.mx_nm[:stop], pf.my_nm[:stop]) for r, pf in plates.items()}
+
+
+@pytest.fixture(scope="module")
+def base():
+    plates = synthetic_step_down(rate_hz=RATE)
+    return plates, analyze_forces(plates, RATE, "step-down").reps[0]
+
+
+# ---------------------------------------------------------------- the public edge
+@pytest.mark.parametrize("rate", [0.0, -1000.0, float("nan"), float("inf"), 1e9, "fast"])
+def test_absurd_rate_is_rejected(base, rate):
+    with pytest.raises(ValueError, match="sample rate"):
+        analyze_forces(base[0], rate, "step-down")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_force_is_rejected(base, bad):
+    plates = dict(base[0])
+    fz = plates["box"].fz_n.copy()
+    fz[1234] = bad
+    plates["box"] = PlateForces(fz, plates["box"].mx_nm, plates["box"].my_nm)
+    with pytest.raises(ValueError, match="box fz_n holds NaN or inf"):
+        analyze_forces(plates, RATE, "step-down")
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_or_single_sample_is_rejected(n):
+    plates = {r: PlateForces(np.full(n, 700.0)) for r in ("box", "floor_left", "floor_right")}
+    with pytest.raises(ValueError, match="at least 2"):
+        analyze_forces(plates, RATE, "step-down")
+    from steplab.acquisition.rig import default_rig
+    with pytest.raises(ValueError, match="at least 2"):
+        analyze_counts(np.zeros((n, 12), dtype=np.int32), RATE, nominal_calibration(default_rig()), "step-down")
+
+
+def test_other_bad_arguments(base):
+    plates = base[0]
+    with pytest.raises(ValueError, match="unknown protocol"):
+        analyze_forces(plates, RATE, "hop")
+    with pytest.raises(ValueError, match="needs the box plate"):
+        analyze_forces({"floor_left": plates["floor_left"]}, RATE, "step-down")
+    with pytest.raises(ValueError, match="lead"):
+        analyze_forces(plates, RATE, "step-down", lead="middle")
+    with pytest.raises(ValueError, match="body_mass_kg"):
+        analyze_forces(plates, RATE, "step-down", body_mass_kg=-3)
+    with pytest.raises(ValueError, match="Nyquist"):
+        analyze_forces(plates, 150.0, "step-down")
+    with pytest.raises(ValueError, match="samples"):
+        analyze_forces({**plates, "box": PlateForces(plates["box"].fz_n[:-5])}, RATE, "step-down")
+    with pytest.raises(ValueError, match="filter_order"):
+        AnalysisParams(filter_order=3)
+    from steplab.acquisition.rig import default_rig
+    with pytest.raises(ValueError, match="integers"):
+        analyze_counts(np.zeros((100, 12)), RATE, nominal_calibration(default_rig()), "step-down")
+    with pytest.raises(ValueError, match="channels"):
+        analyze_counts(np.zeros((100, 8), dtype=np.int32), RATE, nominal_calibration(default_rig()), "step-down")
+
+
+# ---------------------------------------------------------------- odd trials
+def test_trial_starting_off_the_plates(base):
+    plates, ref = base
+    res = analyze_forces(_pad(plates, before_s=1.5), RATE, "step-down")
+    rep = res.reps[0]
+    assert res.body_weight_n == pytest.approx(70 * G, rel=1e-9)
+    assert rep.t_contact_s == pytest.approx(ref.t_contact_s + 1.5, abs=1e-9)
+    assert rep.t_onset_s == pytest.approx(ref.t_onset_s + 1.5, abs=1e-9)
+    for k, v in ref.metrics.items():
+        assert rep.metrics[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
+
+
+def test_stays_on_plate_and_recording_ends_early(base):
+    plates, ref = base
+    # cut 0.6 s after contact: still landing-ish, no 1 s hold possible → not_stabilized, no drift
+    stop = int((ref.t_contact_s + 0.6) * RATE)
+    rep = analyze_forces(_cut(plates, stop), RATE, "step-down").reps[0]
+    assert "not_stabilized" in rep.flags
+    assert rep.metrics["time_to_stabilization_s"] is None
+    assert rep.metrics["integration_drift_m_s"] is None
+    assert rep.metrics["landing_peak_force_bw"] == pytest.approx(ref.metrics["landing_peak_force_bw"], rel=1e-3)
+    # cut 40 ms after contact: the landing phase is truncated, nothing crashes, no NaN anywhere
+    stop = int((ref.t_contact_s + 0.04) * RATE)
+    res = analyze_forces(_cut(plates, stop), RATE, "step-down")
+    d = res.to_json_dict()
+    assert all(v is None or math.isfinite(v) for v in d["reps"][0]["metrics"].values())
+    assert d["reps"][0]["metrics"]["impulse_100ms_bw_s"] is None
+
+
+def test_no_quiet_stance_flags_and_returns_none():
+    t = np.arange(int(4 * RATE)) / RATE
+    box = 700 + 300 * np.sin(2 * np.pi * 1.3 * t)
+    zero = np.zeros_like(t)
+    plates = {"box": PlateForces(box, zero, zero), "floor_left": PlateForces(zero.copy()), "floor_right": PlateForces(zero.copy())}
+    res = analyze_forces(plates, RATE, "step-down")
+    assert "no_quiet_stance" in res.flags
+    assert len(res.reps) == 1
+    assert all(v is None for v in res.reps[0].metrics.values())
+    # a recording shorter than the quiet window: same
+    short = {r: PlateForces(pf.fz_n[:500]) for r, pf in plates.items()}
+    assert "no_quiet_stance" in analyze_forces(short, RATE, "step-down").flags
+    # nobody on the plates
+    empty = {r: PlateForces(np.zeros(3000)) for r in plates}
+    assert "no_quiet_stance" in analyze_forces(empty, RATE, "step-down").flags
+
+
+def test_unsteady_weighing_flag(base):
+    plates, ref = base
+    rng = np.random.default_rng(1)
+    noisy = dict(plates)
+    fz = plates["box"].fz_n + rng.normal(0, 20.0, plates["box"].fz_n.shape)  # σ 20 N > max(10 N, 2 % BW)
+    noisy["box"] = PlateForces(fz, plates["box"].mx_nm, plates["box"].my_nm)
+    res = analyze_forces(noisy, RATE, "step-down")
+    assert "unsteady_weighing" in res.flags
+    quiet = analyze_forces(plates, RATE, "step-down")
+    assert "unsteady_weighing" not in quiet.flags
+
+
+def test_bounce_is_one_rep_flagged(base):
+    plates, ref = base
+    # lift the subject off the floor for 60 ms 0.25 s after contact (a bounce): two floor contacts
+    fl = plates["floor_left"].fz_n.copy()
+    i = int((ref.t_contact_s + 0.25) * RATE)
+    fl[i:i + 60] = 0.0
+    p2 = dict(plates)
+    p2["floor_left"] = PlateForces(fl, plates["floor_left"].mx_nm, plates["floor_left"].my_nm)
+    res = analyze_forces(p2, RATE, "step-down")
+    assert len(res.reps) == 1
+    assert "bounce" in res.reps[0].flags
+    assert res.reps[0].t_contact_s == pytest.approx(ref.t_contact_s, abs=1e-9)
+
+
+def test_descent_not_arrested(base):
+    plates, ref = base
+    # a recorded body mass 15 % too high: a = (F − BW)/m stays negative, v never returns to 0
+    res = analyze_forces(plates, RATE, "step-down", body_mass_kg=70.0 * 1.15)
+    assert "descent_not_arrested" in res.reps[0].flags
+    assert res.reps[0].metrics["landing_phase_duration_s"] == pytest.approx(1.0)
+
+
+def test_multi_rep_segmentation_matches_single(base):
+    plates, ref = base
+    tiled = {r: PlateForces(np.tile(pf.fz_n, 3), np.tile(pf.mx_nm, 3), np.tile(pf.my_nm, 3)) for r, pf in plates.items()}
+    res = analyze_forces(tiled, RATE, "step-down")
+    n = len(plates["box"].fz_n) / RATE
+    assert len(res.reps) == 3  # the step back up onto the box is not a rep
+    for k, rep in enumerate(res.reps):
+        assert rep.t_contact_s == pytest.approx(ref.t_contact_s + k * n, abs=1e-6)
+        for name in ("touchdown_speed_m_s", "landing_peak_force_bw", "time_to_stabilization_s", "lowering_duration_s"):
+            assert rep.metrics[name] == pytest.approx(ref.metrics[name], rel=1e-4, abs=1e-6), (k, name)
+
+
+def test_json_is_strict_and_has_provenance(base):
+    import json
+
+    plates, _ = base
+    res = analyze_forces(plates, RATE, "step-down", provenance={"rig_hash": "abc", "lost_samples": 3,
+                                                                  "crc_errors": 1, "saturated_samples": 2,
+                                                                  "time_since_tare_s": 12.5})
+    d = res.to_json_dict()
+    json.dumps(d, allow_nan=False)
+    p = d["provenance"]
+    import steplab
+    assert p["software_version"] == steplab.__version__
+    assert p["protocol"] == "step-down" and p["protocol_version"]
+    assert p["params"] == AnalysisParams().to_dict()
+    assert p["rig_hash"] == "abc" and p["lost_samples"] == 3 and p["crc_errors"] == 1
+    assert "saturated" in d["flags"] and "saturated" in p["flags"]
+    assert set(d) >= {"protocol", "sample_rate_hz", "body_weight_n", "body_mass_kg", "reps", "provenance"}

@@ -1,0 +1,202 @@
+"""End to end: `steplab simulate --pty` and `steplab record` as separate processes on a real pty.
+
+Received samples are compared with the simulator's own model regenerated from
+the same seed, so "complete" means every sample is the right one, in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from steplab.acquisition.rig import default_rig
+from steplab.acquisition.sim_rig import SimulatedRigModel
+from steplab.acquisition.sim_subject import Subject
+from steplab.acquisition.trial_file import read_trial
+
+from conftest import steplab_cmd, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _record(port, seconds, out, *extra, timeout=120):
+    r = subprocess.run(steplab_cmd("record", "--device", port, "--seconds", str(seconds), "--out", str(out), "--json", *extra),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _expected_counts(trial, seed, scenario="session", rig=None):
+    """The simulator's counts for the device sample range of each segment (same seed → same samples)."""
+    rig = rig or default_rig()
+    seg = trial.quality["segments"]
+    assert len(seg) == 1, seg
+    first = seg[0]["first_device_sample"]
+    n = int(trial.sample_index[-1]) + 1
+    model = SimulatedRigModel(rig, Subject(body_mass_kg=70.0, involved_limb="left", asymmetry=0.15),
+                              scenario=scenario, seed=seed, rate_hz=trial.sample_rate_hz)
+    all_counts = model.read_counts(first + n)
+    return all_counts[first + trial.sample_index]
+
+
+def test_ten_seconds_of_12_channels_at_1khz_arrive_complete(sim_process, tmp_path):
+    sim = sim_process("--seconds", "60", "--seed", "7")
+    out = tmp_path / "trial.npz"
+    summary = _record(sim.port, 10, out)
+    assert summary["samples"] == 10_000 and summary["lost_samples"] == 0 and summary["gaps"] == []
+    assert summary["channels"] == 12 and summary["sample_rate_hz"] == 1000.0 and summary["crc_errors"] == 0
+    assert summary["frames"] == 1000 and summary["out"] == str(out)
+    trial = read_trial(out)
+    np.testing.assert_array_equal(trial.sample_index, np.arange(10_000))
+    np.testing.assert_array_equal(trial.counts, _expected_counts(trial, seed=7))
+    assert trial.meta["device"]["info"]["serial"] == default_rig().serial
+    assert (tmp_path / "trial.npz.journal").exists()
+
+
+def test_a_noisy_link_loses_whole_frames_only_and_counts_each_one(sim_process, tmp_path):
+    sim = sim_process("--seconds", "60", "--seed", "3", "--fault-rate", "2e-5")
+    out = tmp_path / "noisy.npz"
+    summary = _record(sim.port, 6, out)
+    assert summary["crc_errors"] > 0
+    assert summary["samples"] + summary["lost_samples"] == 6000
+    assert summary["lost_samples"] == sum(g["length"] for g in summary["gaps"]) > 0
+    trial = read_trial(out)
+    present = np.zeros(6000, bool)
+    present[trial.sample_index] = True
+    for g in summary["gaps"]:
+        assert not present[g["at_sample"]: g["at_sample"] + g["length"]].any()
+        assert g["length"] % 10 == 0  # whole frames of 10 samples
+    assert present.sum() == summary["samples"]
+    # no corrupted sample was accepted: everything received is what the device sent
+    np.testing.assert_array_equal(trial.counts, _expected_counts(trial, seed=3))
+
+
+def test_unplug_and_replug_records_the_gap_and_loses_nothing_else(sim_process, tmp_path):
+    link = tmp_path / "rig-by-id"
+    sim = sim_process("--seconds", "60", "--seed", "5", "--link", str(link), "--unplug-after", "4", "--unplug-for", "1.5")
+    assert wait_for(link.exists, 5)
+    out = tmp_path / "unplug.npz"
+    summary = _record(str(link), 8, out)
+    assert summary["samples"] + summary["lost_samples"] == 8000
+    assert len(summary["gaps"]) == 1
+    gap = summary["gaps"][0]
+    assert 1300 <= gap["length"] <= 2200, gap  # ~1.5 s unplugged, plus the reconnect back-off
+    trial = read_trial(out)
+    assert trial.quality["reconnects"] == 1 and trial.quality["disconnects"] == 1
+    assert trial.quality["gaps"][0]["kind"] in ("device_overrun", "link")  # the port flushes stale input on open
+    np.testing.assert_array_equal(trial.counts, _expected_counts(trial, seed=5))
+
+
+def test_a_device_reset_mid_stream_starts_a_new_segment(sim_process, tmp_path):
+    sim = sim_process("--seconds", "60", "--seed", "2", "--reset-after", "3")
+    out = tmp_path / "reset.npz"
+    summary = _record(sim.port, 6, out)
+    trial = read_trial(out)
+    segs = trial.quality["segments"]
+    assert len(segs) == 2 and segs[0]["boot_id"] != segs[1]["boot_id"]
+    assert segs[1]["first_device_sample"] == 0
+    assert trial.quality["device_resets"] == 1
+    assert summary["samples"] + summary["lost_samples"] == 6000
+    assert summary["gap_kinds"].count("reset") <= 1
+
+
+def test_sigkill_mid_recording_then_recover_restores_up_to_the_last_flush(sim_process, tmp_path):
+    sim = sim_process("--seconds", "60", "--seed", "11")
+    out = tmp_path / "killed.npz"
+    proc = subprocess.Popen(steplab_cmd("record", "--device", sim.port, "--seconds", "30", "--out", str(out), "--json"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "killed.npz.journal"
+    assert wait_for(lambda: journal.exists() and journal.stat().st_size > 50_000, 30)
+    time.sleep(3.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert not out.exists()
+    rec = tmp_path / "recovered.npz"
+    r = subprocess.run(steplab_cmd("recover", str(journal), "--out", str(rec), "--json"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["lost_samples"] == 0 and summary["samples"] > 3000
+    trial = read_trial(rec)
+    np.testing.assert_array_equal(trial.sample_index, np.arange(summary["samples"]))
+    np.testing.assert_array_equal(trial.counts, _expected_counts(trial, seed=11))
+    # recovering twice gives the same trial
+    r2 = subprocess.run(steplab_cmd("recover", str(journal), "--out", str(tmp_path / "again.npz"), "--json"),
+                        capture_output=True, text=True, timeout=60)
+    assert json.loads(r2.stdout)["samples"] == summary["samples"]
+
+
+def _one_line_error(r):
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_a_nonexistent_port_is_a_one_line_error(tmp_path):
+    r = subprocess.run(steplab_cmd("record", "--device", "/dev/does-not-exist", "--seconds", "1", "--out", str(tmp_path / "x.npz")),
+                       capture_output=True, text=True, timeout=60)
+    assert "no such port" in _one_line_error(r)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _pty_pair():
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    return master, os.ttyname(slave), slave
+
+
+def test_a_port_that_sends_only_garbage_is_a_one_line_error(tmp_path):
+    master, name, slave = _pty_pair()
+    import threading
+    stop = threading.Event()
+
+    def spew():
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            try:
+                os.write(master, rng.integers(1, 256, 512).astype(np.uint8).tobytes())  # like a wrong baud rate
+            except OSError:
+                pass
+            time.sleep(0.01)
+
+    t = threading.Thread(target=spew, daemon=True)
+    t.start()
+    try:
+        r = subprocess.run(steplab_cmd("record", "--device", name, "--seconds", "2", "--out", str(tmp_path / "g.npz")),
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        t.join()
+        os.close(master)
+        os.close(slave)
+    assert "no valid steplab frames" in _one_line_error(r)
+    assert not (tmp_path / "g.npz").exists()
+
+
+def test_a_silent_port_is_a_one_line_error(tmp_path):
+    master, name, slave = _pty_pair()
+    try:
+        r = subprocess.run(steplab_cmd("record", "--device", name, "--seconds", "2", "--out", str(tmp_path / "s.npz")),
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "no data from" in _one_line_error(r)
+    assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seconds", "0"], "--seconds"),
+    (["--seconds", "-3"], "--seconds"),
+])
+def test_absurd_parameters_are_refused(tmp_path, args, message):
+    r = subprocess.run(steplab_cmd("record", "--device", "sim", "--out", str(tmp_path / "a.npz"), *args),
+                       capture_output=True, text=True, timeout=60)
+    assert message in _one_line_error(r)
