@@ -147,9 +147,14 @@ def journal_path_for(out: str | Path) -> Path:
 
 def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None = None,
            journal_path: str | Path | None = None, calibration_ref: dict | None = None,
+           calibration_for: Callable[[Rig, dict | None], dict | None] | None = None,
            connect_timeout_s: float = 3.0, reconnect_timeout_s: float = 30.0,
            progress: Callable[[RecordingSession], None] | None = None) -> tuple[Trial, dict]:
     """Record ``seconds`` of the device into the trial file ``out``; returns (trial, summary).
+
+    ``calibration_for(rig, device_info)`` (optional) returns the calibration
+    reference to store in the trial once the rig is known; acquisition itself
+    knows nothing of newtons.
 
     Raises RecordingError (a one-line reason) when nothing usable arrives.
     """
@@ -227,6 +232,8 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
             journal.close()
     if session.armed:
         session.assembler.finish(finished_reason)
+        if calibration_for is not None and calibration_ref is None:
+            calibration_ref = calibration_for(session.rig, session.device_info)
     extra = {"journal": journal_path.name, "calibration": calibration_ref,
              "quality": {"reconnects": reader.stats.reconnects, "disconnects": reader.stats.disconnects,
                          "queue_dropped_samples": reader.stats.queue_dropped_samples,

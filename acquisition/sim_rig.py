@@ -10,6 +10,7 @@ offline entry point for tests and benchmarks.  See ``rig_docs/simulator.md``.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,11 @@ class _Mass:
         return self.mass_kg * G_M_S2 * f
 
 
+def rig_unit_seed(rig: Rig) -> int:
+    """A stable seed for a rig unit's hidden cell parameters, from its serial number."""
+    return zlib.crc32(rig.serial.encode("utf-8"))
+
+
 class SimulatedRigModel:
     """A physics-based simulated step box producing raw int32 counts.
 
@@ -102,13 +108,17 @@ class SimulatedRigModel:
     subject : the virtual subject.
     scenario : one of ``SCENARIOS`` ('step-down', 'forward-step-down', 'drop-landing',
         'squat', 'balance', 'quiet', 'empty', 'session').
-    seed : makes the subject's variability, the hidden cell parameters and the noise reproducible.
+    seed : makes the subject's variability and the noise reproducible.
+    unit_seed : the simulated rig unit's own cell imperfections (offsets, gains,
+        cross-talk, non-linearity).  They belong to the hardware, not to the
+        session: by default they are derived from ``rig.serial``, so a rig
+        calibrated in one session stays calibrated in the next, as a real one does.
     rate_hz : sample rate (Hz); default the rig's.
     keep_truth_s : how much truth history to keep (s); None keeps everything.
     """
 
     def __init__(self, rig: Rig, subject: Subject | None = None, scenario: str = "session", seed: int = 0,
-                 rate_hz: float | None = None, keep_truth_s: float | None = 120.0):
+                 rate_hz: float | None = None, keep_truth_s: float | None = 120.0, unit_seed: int | None = None):
         if not isinstance(rig, Rig):
             raise ValueError("rig must be a steplab Rig")
         if scenario not in SCENARIOS:
@@ -120,7 +130,8 @@ class SimulatedRigModel:
         self.scenario = scenario
         self.seed = int(seed)
         self.keep_truth_s = keep_truth_s
-        self.hidden = HiddenCellModel.draw(rig, self.seed)
+        self.unit_seed = rig_unit_seed(rig) if unit_seed is None else int(unit_seed)
+        self.hidden = HiddenCellModel.draw(rig, self.unit_seed)
         rate = float(rig.sample_rate_hz if rate_hz is None else rate_hz)
         self._check_rate(rate)
         self._rate = rate

@@ -8,6 +8,7 @@ counters a lab engineer needs to trust what the screen shows.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from steplab.acquisition.device import StepBox
 from steplab.acquisition.reader import AcquisitionReader
 from steplab.acquisition.rig import Rig
 from steplab.acquisition.stream_tracker import StreamTracker
-from steplab.dsp import CalibrationArrays, calibrated_forces, nominal_calibration
+from steplab.calibration.tare import AutoTare
+from steplab.dsp import CalibrationArrays, nominal_calibration
+from steplab.records.importers import forces_from_counts as calibrated_forces
 
 
 @dataclass
@@ -36,11 +39,23 @@ class LiveAcquisition:
     """Owns a device while the dashboard runs.  ``snapshot()`` is thread-safe."""
 
     def __init__(self, device: StepBox, rig: Rig, calibration: CalibrationArrays | None = None,
-                 window_s: float = 10.0):
+                 window_s: float = 10.0, auto_tare: bool = True):
         self.device = device
         self.rig = rig
         self.rate_hz = float(rig.sample_rate_hz)
         self.calibration = calibration or nominal_calibration(rig)
+        self.calibrated = calibration is not None
+        # Re-tare each plate automatically, only while it is unloaded and steady (calibration/tare.py).
+        self._tares = []
+        if auto_tare:
+            for p, plate in enumerate(rig.plates):
+                k = len(plate.cells)
+                # Uncalibrated offsets can be tens of newtons off: accept a larger unloaded reading then.
+                unloaded_max_n = 10.0 if self.calibrated else 80.0
+                self._tares.append(AutoTare(self.calibration.offsets_counts[p, :k],
+                                            [c.nominal_counts_per_n for c in plate.cells], self.rate_hz,
+                                            unloaded_max_n=unloaded_max_n))
+        self.retares = 0
         self.names = list(self.calibration.plate_roles)
         self.capacity = int(window_s * self.rate_hz)
         self._buf = np.full((len(self.names), self.capacity), np.nan)
@@ -77,6 +92,7 @@ class LiveAcquisition:
                 self.tracker.update(chunk)
                 continue
             self.tracker.update(chunk)
+            self._auto_tare(chunk.counts)
             forces = calibrated_forces(chunk.counts, self.calibration)
             n = chunk.counts.shape[0]
             with self._lock:
@@ -86,6 +102,19 @@ class LiveAcquisition:
                 self._t[idx] = (self._head + np.arange(n)) / self.rate_hz
                 self._head += n
                 self.samples += n
+
+    def _auto_tare(self, counts: np.ndarray) -> None:
+        cal = self.calibration
+        changed = False
+        offsets = np.array(cal.offsets_counts)
+        for p, tare in enumerate(self._tares):
+            k = len(self.rig.plates[p].cells)
+            if tare.update(counts[:, cal.channel_index[p, :k]]) is not None:
+                offsets[p, :k] = tare.offsets_counts
+                changed = True
+        if changed:
+            self.retares += 1
+            self.calibration = dataclasses.replace(cal, offsets_counts=offsets, calibration_hash="")
 
     def snapshot(self, decimate_to_hz: float = 100.0) -> LiveSnapshot:
         step = max(1, int(round(self.rate_hz / decimate_to_hz)))

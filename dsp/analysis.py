@@ -312,13 +312,17 @@ def weigh(trial: Trial, lo: int, hi: int, body_mass_kg: float | None, flags: lis
     if s < 0:
         flags.append("no_quiet_stance")
         return False
+    # decision 0003: with no usable weighing (and no body mass) BW stays NaN (null in JSON),
+    # never the mean of a window that is not quiet stance (e.g. an unloaded plate)
+    limit = max(p.unsteady_sd_n, p.unsteady_bw_fraction * (trial.bw_n if body_mass_kg is not None else mean))
+    if not (mean >= p.contact_threshold_n) or sd > NO_QUIET_SD_FACTOR * limit:
+        trial.sd_q_n = sd
+        flags.append("no_quiet_stance")
+        return False
     if body_mass_kg is None:
         trial.bw_n = mean
         trial.mass_kg = mean / G_M_S2
     trial.sd_q_n = sd
-    if not (mean >= p.contact_threshold_n) or sd > NO_QUIET_SD_FACTOR * unsteady_limit_n(trial):
-        flags.append("no_quiet_stance")
-        return False
     trial.quiet_start = int(s)
     trial.quiet_end = int(s + w)
     # metrics.md § Weighing: σq > max(10 N, 2 % BW) → unsteady_weighing
@@ -406,8 +410,56 @@ def contact_runs(trial: Trial, fz: np.ndarray, lo: int = 0, hi: int | None = Non
     return [(int(a), int(b)) for a, b in zip(on[sel], off[sel])]
 
 
+def floor_contact_events(trial: Trial, floors: list[str]) -> list[tuple[int, int]]:
+    """Floor-contact events: the union of the floor plates' own contact runs, as [on, off).
+
+    Contact is found per plate (decision 0003): a plate whose Fz is ≥ contact_threshold_n
+    for contact_min_s starts an event even if noise on another plate keeps their sum low.
+    """
+    runs = sorted(r for f in floors for r in contact_runs(trial, trial.fz[f]))
+    out: list[list[int]] = []
+    for on, off in runs:
+        if out and on <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], off)
+        else:
+            out.append([on, off])
+    return [(a, b) for a, b in out]
+
+
+def plate_contacts_in(trial: Trial, floors: list[str], on: int, off: int) -> dict[str, tuple[int, int, float]]:
+    """Per floor plate, its first contact run starting in [on, off): (start, end, interpolated time s)."""
+    out = {}
+    for f in floors:
+        c = contact_runs(trial, trial.fz[f], on, off)
+        if c:
+            out[f] = (c[0][0], c[0][1], contact_time_s(trial, trial.fz[f], c[0][0]))
+    return out
+
+
 def contact_time_s(trial: Trial, fz: np.ndarray, i: int) -> float:
     return crossing_time_s(fz, i, trial.params.contact_threshold_n, trial.rate_hz)
+
+
+def back_to_quiet_s(trial: Trial, lo: int, hi: int) -> float | None:
+    """Time (s) at which |F − BW| re-enters the onset band (±thr) for good after sample lo.
+
+    "For good": the first in-band run of ≥ quiet_window_s in [lo, hi); the crossing
+    into the band at its start is interpolated.  Returns lo's time if the run starts
+    at lo, None if there is no such run.
+    """
+    w = trial.window_n(trial.params.quiet_window_s)
+    starts = np.empty(1, dtype=np.int64)
+    ends = np.empty(1, dtype=np.int64)
+    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, w, starts, ends)
+    if k == 0:
+        return None
+    s = int(starts[0])
+    if s <= lo or s == 0:
+        return lo / trial.rate_hz
+    a = abs(float(trial.total[s - 1]) - trial.bw_n)
+    b = abs(float(trial.total[s]) - trial.bw_n)
+    frac = 1.0 if a == b else min(1.0, max(0.0, (a - trial.thr_n) / (a - b)))
+    return (s - 1 + frac) / trial.rate_hz
 
 
 def drift_after(trial: Trial, lo: int, hi: int) -> float | None:

@@ -15,25 +15,46 @@ SQUAT_METRICS = ("left_share_pct", "left_share_descent_pct", "left_share_ascent_
 CHI2_95_2DOF = 5.991  # metrics.md § Balance (Schubert & Kirchner 2014)
 
 
+#: decision 0003: COP is filtered over its whole valid stretch; in practice over the part of it
+#: within this many cut-off periods of the window (the zero-lag filter's response has decayed to
+#: < 1e-9 there), so a short window costs a short filter and the edges are the stretch's own.
+COP_MARGIN_PERIODS = 5.0
+
+
 def filtered_cop(trial: A.Trial, role: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """COP (x = ML, y = AP, mm) of one plate over [lo, hi), low-passed at cop_cutoff_hz.
 
     metrics.md § Signals: NaN wherever Fz < cop_min_force_n (never huge).  Each
-    contiguous valid stretch is filtered on its own (too-short stretches stay raw).
+    contiguous valid stretch is filtered as a whole (decision 0003), i.e. the filter
+    runs over the stretch beyond the window's edges (up to COP_MARGIN_PERIODS cut-off
+    periods), so the window's ends are not filter edges; too-short stretches stay raw.
     """
     p = trial.params
-    fz = trial.fz[role][lo:hi]
     mx = trial.mx.get(role)
     my = trial.my.get(role)
     m = hi - lo
     if mx is None or my is None or m <= 0:
         nanv = np.full(max(m, 0), np.nan)
         return nanv, nanv.copy()
-    valid = fz >= p.cop_min_force_n
-    x = np.full(m, np.nan)
-    y = np.full(m, np.nan)
-    np.divide(-1000.0 * my[lo:hi], fz, out=x, where=valid)
-    np.divide(1000.0 * mx[lo:hi], fz, out=y, where=valid)
+    fz_all = trial.fz[role]
+    margin = int(math.ceil(COP_MARGIN_PERIODS * trial.rate_hz / p.cop_cutoff_hz))
+    thr = p.cop_min_force_n
+    # extend the window into the valid stretch on both sides (at most `margin` samples)
+    elo = lo
+    stop = max(0, lo - margin)
+    while elo > stop and fz_all[elo - 1] >= thr:
+        elo -= 1
+    ehi = hi
+    stop = min(trial.n, hi + margin)
+    while ehi < stop and fz_all[ehi] >= thr:
+        ehi += 1
+    fz = fz_all[elo:ehi]
+    me = ehi - elo
+    valid = fz >= thr
+    x = np.full(me, np.nan)
+    y = np.full(me, np.nan)
+    np.divide(-1000.0 * my[elo:ehi], fz, out=x, where=valid)
+    np.divide(1000.0 * mx[elo:ehi], fz, out=y, where=valid)
     sos, _, _ = design_lowpass(p.filter_order, p.cop_cutoff_hz, trial.rate_hz)
     min_len = 3 * (2 * sos.shape[0] + 1)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], valid.view(np.int8), [0]))))
@@ -44,7 +65,7 @@ def filtered_cop(trial: A.Trial, role: str, lo: int, hi: int) -> tuple[np.ndarra
             filtfilt_rows_inplace(seg, out, p.filter_order, p.cop_cutoff_hz, trial.rate_hz)
             x[s:e] = out[0]
             y[s:e] = out[1]
-    return x, y
+    return x[lo - elo:hi - elo], y[lo - elo:hi - elo]
 
 
 def range_and_speed(x: np.ndarray, rate_hz: float) -> tuple[float | None, float | None]:
@@ -85,7 +106,14 @@ def balance_metrics(x_mm: np.ndarray, y_mm: np.ndarray, rate_hz: float) -> dict[
 
 
 def analyze_balance(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
-    """One rep over the whole trial on the loaded floor plate (lead = stance limb)."""
+    """metrics.md § Single-limb balance: COP sway of the loaded floor plate over its single-limb stance.
+
+    The stance plate is the named limb's (``lead``) or else the floor plate with the larger
+    mean Fz; the single-limb stance is the longest run in which that plate carries
+    ≥ cop_min_force_n and every other floor plate < contact_threshold_n (double stance
+    before and after the lift is excluded, decision 0003).
+    """
+    p = trial.params
     A.weigh_standing_start(trial, body_mass_kg, flags)
     floors = [r for r in ("floor_left", "floor_right") if r in trial.fz]
     if lead is not None and f"floor_{lead}" in trial.fz:
@@ -93,7 +121,17 @@ def analyze_balance(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepRes
     else:
         role = max(floors, key=lambda r: float(np.mean(trial.fz[r])))
         lead = role.split("_", 1)[1]
-    x, y = filtered_cop(trial, role, 0, trial.n)
+    stance = trial.fz[role] >= p.cop_min_force_n
+    for other in floors:
+        if other != role:
+            stance &= trial.fz[other] < p.contact_threshold_n
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], stance.view(np.int8), [0]))))
+    if edges.size == 0:
+        return [RepResult(lead=lead, t_onset_s=None, t_contact_s=None, metrics=dict.fromkeys(BALANCE_METRICS),
+                          flags=["no_stance"])]
+    k = int(np.argmax(edges[1::2] - edges[0::2]))
+    a, b = int(edges[2 * k]), int(edges[2 * k + 1])
+    x, y = filtered_cop(trial, role, a, b)
     metrics = balance_metrics(x, y, trial.rate_hz)
     rep_flags = [] if np.isfinite(x).any() else ["no_cop"]
     return [RepResult(lead=lead, t_onset_s=None, t_contact_s=None, metrics=metrics, flags=rep_flags)]
@@ -137,11 +175,11 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
         t_on, _ = A.onset_time(trial, qe, bs + 1, qs)
         v = trial.v
-        # end of the movement: first time after the burst at which |v| ≤ onset_speed_m_s
-        end_hit = np.flatnonzero(np.abs(v[be:hi]) <= p.onset_speed_m_s)
-        i_end = be + int(end_hit[0]) if end_hit.size else hi - 1
-        i_on = int(math.ceil(t_on * trial.rate_hz)) if t_on is not None else bs
-        sl = slice(i_on, i_end + 1)
+        # decision 0003: the movement ends where |F − BW| re-enters the onset band after the burst
+        # (the crossing between its last out-of-band sample be − 1 and be), not at |v| ≤ onset speed:
+        # the integration drift of v can keep |v| above the onset speed through the following stance.
+        i_on = int(math.ceil(t_on * trial.rate_hz - 1e-9)) if t_on is not None else bs
+        sl = slice(i_on, min(be, trial.n))
         tot = left[sl] + right[sl]
         ok = tot >= p.cop_min_force_n
         share = np.full(tot.shape, np.nan)

@@ -124,30 +124,23 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
     # weigh on the final quiet stance (the last quiet_window_s) or the visit's body mass
     ok = A.weigh(trial, max(0, trial.n - w), trial.n, body_mass_kg, flags) if trial.n >= w else \
         A.weigh(trial, 0, trial.n, body_mass_kg, flags)
-    floor_total = np.zeros(trial.n)
-    for f in floors:
-        floor_total += trial.fz[f]
-    runs = [run for run in A.contact_runs(trial, floor_total) if run[0] > 0]
     if not ok:
         return [RepResult(None, None, None, dict.fromkeys(DROP_METRICS), ["no_quiet_stance"])]
-    landings = _merge_bounces(trial, runs)
+    landings = _landings_after_flight(trial, [run for run in A.floor_contact_events(trial, floors) if run[0] > 0])
     reps = []
     for k, (on, off, bounced) in enumerate(landings):
         rep_flags = ["bounce"] if bounced else []
         lo = landings[k - 1][1] if k > 0 else 0
         hi = landings[k + 1][0] if k + 1 < len(landings) else trial.n
-        contacts = {}
-        for f in floors:
-            c = A.contact_runs(trial, trial.fz[f], on, off)
-            if c:
-                contacts[f] = A.contact_time_s(trial, trial.fz[f], c[0][0])
+        contacts = {f: c[2] for f, c in A.plate_contacts_in(trial, floors, on, off).items()}
         if not contacts:
             continue
         first = min(contacts, key=contacts.get)
         rep_lead = lead if lead is not None else first.split("_", 1)[1]
         t_c = contacts[first]
         i_c = int(math.ceil(t_c * r - 1e-9))
-        q = _quiet_after(trial, i_c, hi)
+        # the quiet stance after the landing: after a drop jump it follows the next landing
+        q = _quiet_after(trial, i_c, trial.n)
         if q is None:
             reps.append(RepResult(rep_lead, None, t_c, dict.fromkeys(DROP_METRICS), rep_flags + ["no_quiet_stance"]))
             continue
@@ -199,8 +192,8 @@ def _merge_bounces(trial: A.Trial, runs: list[tuple[int, int]]) -> list[tuple[in
     w = trial.window_n(p.quiet_window_s)
     min_len = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
     out: list[list] = []
-    starts = np.empty(A._EVENT_CAP, dtype=np.int64)
-    ends = np.empty(A._EVENT_CAP, dtype=np.int64)
+    starts = np.empty(1, dtype=np.int64)
+    ends = np.empty(1, dtype=np.int64)
     for on, off in runs:
         if out:
             prev_on = out[-1][0]
@@ -209,5 +202,24 @@ def _merge_bounces(trial: A.Trial, runs: list[tuple[int, int]]) -> list[tuple[in
                 out[-1][1] = off
                 out[-1][2] = True
                 continue
+        out.append([on, off, False])
+    return [(a, b, c) for a, b, c in out]
+
+
+#: decision 0003: a landing is a floor contact after a flight of at least this long (both floor
+#: plates below contact_threshold_n); shorter gaps are a bounce within the same landing.
+MIN_FLIGHT_S = 0.100
+
+
+def _landings_after_flight(trial: A.Trial, runs: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+    """Drop landing: each floor-contact event after a flight ≥ MIN_FLIGHT_S is a landing (one rep);
+    events after a shorter airborne gap join the previous landing, flagged ``bounce``."""
+    min_gap = max(1, int(math.ceil(MIN_FLIGHT_S * trial.rate_hz - 1e-9)))
+    out: list[list] = []
+    for on, off in runs:
+        if out and on - out[-1][1] < min_gap:
+            out[-1][1] = off
+            out[-1][2] = True
+            continue
         out.append([on, off, False])
     return [(a, b, c) for a, b, c in out]

@@ -22,19 +22,16 @@ FORWARD_METRICS = ("lowering_duration_s", "raising_duration_s", "tap_force_pct_b
                    "box_cop_ml_range_mm")
 
 
-def _floor_total(trial: A.Trial) -> tuple[list[str], np.ndarray]:
-    floors = [f for f in ("floor_left", "floor_right") if f in trial.fz]
-    tot = np.zeros(trial.n)
-    for f in floors:
-        tot += trial.fz[f]
-    return floors, tot
+def _floors(trial: A.Trial) -> list[str]:
+    return [f for f in ("floor_left", "floor_right") if f in trial.fz]
 
 
-def _reps_by_floor_contact(trial: A.Trial, floor_total: np.ndarray) -> list[tuple[int, int, bool]]:
-    """Floor-contact runs that start after the weighing window; bounces (no quiet between) merged."""
+def _reps_by_floor_contact(trial: A.Trial, floors: list[str]) -> list[tuple[int, int, bool]]:
+    """Floor-contact events (per-plate contacts, united) after the weighing window; bounces merged."""
     from steplab.dsp.metrics_landing import _merge_bounces
 
-    runs = [run for run in A.contact_runs(trial, floor_total) if run[0] > 0 and run[0] >= (trial.quiet_end or 0)]
+    lo = trial.quiet_end or 0
+    runs = [run for run in A.floor_contact_events(trial, floors) if run[0] > 0 and run[0] >= lo]
     return _merge_bounces(trial, runs)
 
 
@@ -48,20 +45,30 @@ def _min_v_between(trial: A.Trial, t0: float, t1: float) -> float:
     return min(vals)
 
 
-def _lead_contact(trial, floors, on, off, lead):
-    """(role, contact index) of the lead floor plate within a floor-contact run."""
-    contacts = {}
-    for f in floors:
-        c = A.contact_runs(trial, trial.fz[f], on, off)
-        if c:
-            contacts[f] = c[0]
-    if lead is not None:
-        role = f"floor_{lead}"
-        return (role, contacts[role]) if role in contacts else (role, None)
-    if not contacts:
-        return None, None
-    role = min(contacts, key=lambda f: contacts[f][0])
-    return role, contacts[role]
+def lead_contact(trial: A.Trial, floors: list[str], on: int, off: int, lead: str | None):
+    """The lead floor plate's contact within one floor-contact event (decision 0003).
+
+    Returns ``(role, (start, end, t_contact_s) or None, problem flag or None)``.
+    Detected lead: the plate whose own contact starts first (interpolated time).
+    With an override, contact is searched on the named limb's plate only; if that
+    plate has no contact in the event the flag is ``lead_plate_not_contacted``; if the
+    other floor plate was already in contact when the named plate was struck (the other
+    limb landed first), the flag is ``lead_override_contradicted``.
+    """
+    contacts = A.plate_contacts_in(trial, floors, on, off)
+    if lead is None:
+        if not contacts:
+            return None, None, "no_contact"
+        role = min(contacts, key=lambda f: (contacts[f][2], contacts[f][0]))
+        return role, contacts[role], None
+    role = f"floor_{lead}"
+    c = contacts.get(role)
+    if c is None:
+        return role, None, "lead_plate_not_contacted"
+    for other, oc in contacts.items():
+        if other != role and oc[2] < c[2] and oc[1] > c[0]:
+            return role, c, "lead_override_contradicted"
+    return role, c, None
 
 
 def _rep_quiet(trial: A.Trial, k: int, region_lo: int, i_c: int):
@@ -74,24 +81,24 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
     """metrics.md § Step-down: one rep per step down onto a floor plate (step-ups are not reps)."""
     p = trial.params
     r = trial.rate_hz
-    floors, floor_total = _floor_total(trial)
+    floors = _floors(trial)
     ok = A.weigh_standing_start(trial, body_mass_kg, flags)
     if not ok:
         return [RepResult(lead, None, None, dict.fromkeys(STEP_DOWN_METRICS), ["no_quiet_stance"])]
-    landings = _reps_by_floor_contact(trial, floor_total)
+    landings = _reps_by_floor_contact(trial, floors)
     reps = []
     for k, (on, off, bounced) in enumerate(landings):
         rep_flags = ["bounce"] if bounced else []
         region_lo = landings[k - 1][1] if k > 0 else trial.quiet_start
         hi = landings[k + 1][0] if k + 1 < len(landings) else trial.n
-        role, crun = _lead_contact(trial, floors, on, off, lead)
+        role, crun, problem = lead_contact(trial, floors, on, off, lead)
         rep_lead = role.split("_", 1)[1] if role else lead
         m = dict.fromkeys(STEP_DOWN_METRICS)
-        if crun is None:
-            reps.append(RepResult(rep_lead, None, None, m, rep_flags + ["no_contact"]))
+        if problem is not None:
+            reps.append(RepResult(rep_lead, None, None if crun is None else crun[2], m, rep_flags + [problem]))
             continue
         i_c = crun[0]
-        t_c = A.contact_time_s(trial, trial.fz[role], i_c)
+        t_c = crun[2]
         q = _rep_quiet(trial, k, region_lo, i_c)
         if q is None:
             reps.append(RepResult(rep_lead, None, t_c, m, rep_flags + ["no_quiet_stance"]))
@@ -138,25 +145,25 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
     """metrics.md § Forward step-down: one rep per heel tap on a floor plate; lead = the tapping limb."""
     p = trial.params
     r = trial.rate_hz
-    floors, floor_total = _floor_total(trial)
+    floors = _floors(trial)
     ok = A.weigh_standing_start(trial, body_mass_kg, flags)
     if not ok:
         return [RepResult(lead, None, None, dict.fromkeys(FORWARD_METRICS), ["no_quiet_stance"])]
-    taps = _reps_by_floor_contact(trial, floor_total)
+    taps = _reps_by_floor_contact(trial, floors)
     reps = []
     for k, (on, off, bounced) in enumerate(taps):
         rep_flags = ["bounce"] if bounced else []
         region_lo = taps[k - 1][1] if k > 0 else trial.quiet_start
         hi = taps[k + 1][0] if k + 1 < len(taps) else trial.n
-        role, crun = _lead_contact(trial, floors, on, off, lead)
+        role, crun, problem = lead_contact(trial, floors, on, off, lead)
         rep_lead = role.split("_", 1)[1] if role else lead
         m = dict.fromkeys(FORWARD_METRICS)
-        if crun is None:
-            reps.append(RepResult(rep_lead, None, None, m, rep_flags + ["no_contact"]))
+        if problem is not None:
+            reps.append(RepResult(rep_lead, None, None if crun is None else crun[2], m, rep_flags + [problem]))
             continue
         i_c = crun[0]
         # metrics.md § Forward step-down: tap = floor Fz ≥ contact_threshold_n
-        t_tap = A.contact_time_s(trial, trial.fz[role], i_c)
+        t_tap = crun[2]
         q = _rep_quiet(trial, k, region_lo, i_c)
         if q is None:
             reps.append(RepResult(rep_lead, None, t_tap, m, rep_flags + ["no_quiet_stance"]))
@@ -164,7 +171,7 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
         qs, qe = q
         A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
         t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
-        i_off = off
+        i_off = crun[1]
         t_end = crossing_time_s(trial.fz[role], i_off, p.contact_threshold_n, r) if i_off < trial.n else (trial.n - 1) / r
         # metrics.md § Forward step-down: tap_force_pct_bw = max floor Fz during the tap / BW × 100
         m["tap_force_pct_bw"] = float(trial.fz_f[role][i_c:i_off].max()) / trial.bw_n * 100.0
@@ -175,14 +182,14 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
             i0, i1 = sample_span(t_on, t_tap, r, trial.n)
             x, _ = filtered_cop(trial, "box", i0, i1 + 1)
             m["box_cop_ml_range_mm"], _ = range_and_speed(x, r)
-        # metrics.md § Forward step-down: raising_duration_s (tap end → back to quiet: |v| ≤ onset speed
-        # and |F − BW| within the onset threshold)
-        if i_off < hi:
-            quiet = (np.abs(trial.v[i_off:hi]) <= p.onset_speed_m_s) & (
-                np.abs(trial.total[i_off:hi] - trial.bw_n) <= trial.thr_n)
-            hit = np.flatnonzero(quiet)
-            if hit.size:
-                m["raising_duration_s"] = (i_off + int(hit[0])) / r - t_end
+        # metrics.md § Forward step-down: raising_duration_s (tap end → back to quiet).  Decision 0003:
+        # back to quiet = where |F − BW| re-enters the onset band for good (the first in-band run of
+        # ≥ quiet_window_s after the tap), not where |v| ≤ onset speed: after seconds of integration
+        # the drift of v is of the order of the onset speed itself.
+        if i_off < trial.n:
+            t_quiet = A.back_to_quiet_s(trial, i_off, hi)
+            if t_quiet is not None:
+                m["raising_duration_s"] = max(0.0, t_quiet - t_end)
         reps.append(RepResult(rep_lead, t_on, t_tap, m, rep_flags))
     if not reps:
         flags.append("no_reps")

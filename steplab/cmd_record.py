@@ -25,16 +25,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _calibration_ref(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    from steplab.calibration.records import CalibrationRecordError, load_calibration
+def _calibration_lookup(path: str | None):
+    """calibration_for(rig, device_info) for the recorder: the named file, else the rig's active records."""
+    from steplab.calibration.active import active_calibration
+    from steplab.calibration.records import CalibrationRecordError
 
-    try:
-        rec = load_calibration(path)
-    except (CalibrationRecordError, OSError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    return {"calibration_id": rec.calibration_id, "calibration_hash": rec.content_hash, "file": Path(path).name}
+    def calibration_for(rig, device_info):
+        device_hash = (device_info or {}).get("calibration_hash")
+        try:
+            active = active_calibration(rig, files=[path] if path else None, device_calibration_hash=device_hash)
+        except CalibrationRecordError as exc:
+            raise UserError(str(exc)) from None
+        if active is None:
+            print("steplab record: warning: no calibration for every plate of this rig; the trial will be "
+                  "analysed with nominal gains (run steplab calibrate)", file=sys.stderr)
+            return None
+        for w in active.warnings:
+            print(f"steplab record: warning: {w}", file=sys.stderr)
+        return active.trial_reference()
+
+    return calibration_for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the folder of {out} does not exist")
     try:
         rig = load_rig(args.rig) if args.rig else None
-        calibration = _calibration_ref(args.calibration)
+        calibration_for = _calibration_lookup(args.calibration)
+        if args.calibration:
+            from steplab.calibration.records import CalibrationRecordError, load_record
+            try:
+                load_record(args.calibration, rig)  # refuse a bad file before recording, not after
+            except CalibrationRecordError as exc:
+                raise UserError(str(exc)) from None
         device = open_device(args.device, rig=rig) if args.device.startswith("sim") else open_device(args.device)
-        trial, summary = record(device, args.seconds, out, rig=rig, calibration_ref=calibration,
+        trial, summary = record(device, args.seconds, out, rig=rig, calibration_for=calibration_for,
                                 reconnect_timeout_s=args.reconnect_timeout)
     except (DeviceError, RigError, JournalError, TrialFileError) as exc:
         raise UserError(str(exc)) from None

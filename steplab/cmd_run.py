@@ -25,12 +25,21 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.dashboard.live_source import LiveAcquisition
 
+    from steplab.calibration.active import active_calibration
+    from steplab.calibration.records import CalibrationRecordError
+
     try:
         rig = load_rig(rig_file)
         dev = open_device(device, rig=rig, seed=seed) if device.startswith("sim") else open_device(device)
-    except (RigError, DeviceError) as exc:
+        active = active_calibration(rig)
+    except (RigError, DeviceError, CalibrationRecordError) as exc:
         raise UserError(str(exc)) from None
-    return LiveAcquisition(dev, rig)
+    if active is None:
+        print("steplab: no calibration for every plate of this rig: showing nominal gains, re-tared while "
+              "plates are unloaded (run steplab calibrate)", flush=True)
+    for w in (active.warnings if active else []):
+        print(f"steplab: warning: {w}", flush=True)
+    return LiveAcquisition(dev, rig, calibration=active.arrays if active else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,8 +81,9 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05) -> bo
     return False
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own STEPLAB_DATA_DIR (calibrations, database): nothing leaks between tests."""
     d = tmp_path / "steplab-data"
     d.mkdir()
     monkeypatch.setenv("STEPLAB_DATA_DIR", str(d))

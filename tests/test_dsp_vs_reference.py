@@ -3,8 +3,9 @@
 Both read the same inputs; every metric both report must agree within the
 tolerance of ``TOL`` (one entry per metric, with its reason).  The reference
 itself is checked against analytic ground truth in test_reference_analysis.py.
-Cases marked ``xfail(strict=True)`` are disagreements where the core is wrong
-against metrics.md (reason in the marker); they turn into failures once fixed.
+Cases that once disagreed because the core was wrong against metrics.md (per-plate
+contact under idle-plate offset and noise, the squat movement end under velocity
+drift) now assert the right behaviour; nothing here is xfail or skipped.
 """
 
 from __future__ import annotations
@@ -127,14 +128,7 @@ def both(plates, protocol, **kw):
             ref.analyze_forces(plates, RATE_HZ, protocol, **kw))
 
 
-STEP_DOWN_BUG = pytest.mark.xfail(strict=True, reason="core bug: with 1–2 N plate noise the third rep's lead is "
-                                                      "taken as 'right' and its contact 0.54 s late (the trail "
-                                                      "foot), true lead 'left' at 18.212 s")
-
-
-@pytest.mark.parametrize("noise_n, seed", [(0.0, 0), (0.5, 3),
-                                           pytest.param(1.0, 1, marks=STEP_DOWN_BUG),
-                                           pytest.param(2.0, 2, marks=STEP_DOWN_BUG)])
+@pytest.mark.parametrize("noise_n, seed", [(0.0, 0), (0.5, 3), (1.0, 1), (2.0, 2)])
 def test_step_down_multi_rep(noise_n, seed):
     s = ref.SyntheticStepDown(leads=("left", "right", "left"))
     a, b = both(s.sample(RATE_HZ, noise_n, seed), "step-down")
@@ -163,8 +157,6 @@ def test_forward_step_down_clean():
     compare(a, b, "forward-step-down")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: forward-step-down tap missed ('no_contact') when the idle "
-                                       "floor plate reads slightly below zero (−1 N)")
 def test_forward_step_down_idle_plate_offset():
     s = ref.SyntheticForwardStepDown(taps=("left",))
     plates = dict(s.sample(RATE_HZ))
@@ -191,9 +183,6 @@ def test_squat(noise_n, seed):
     compare(a, b, "squat", noisy=noise_n > 0)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: squat movement window runs into the following quiet stance "
-                                       "when velocity drift keeps |v| > onset speed (rep 2 ascent share 42.9 % "
-                                       "vs 39.4 % by construction)")
 def test_squat_velocity_drift_after_rep():
     s = ref.SyntheticSquat(reps=2)
     a, b = both(s.sample(RATE_HZ, 2.0, 2), "squat")

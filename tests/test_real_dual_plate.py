@@ -125,8 +125,6 @@ def test_drop_jump_reference():
     check_against_plain(b, data, "reference")
 
 
-@pytest.mark.xfail(strict=True, reason="core reports one rep for the drop jump's two landings (the second, after "
-                                       "the jump, is folded into a 'bounce' flag); interfaces.md: one rep per landing")
 def test_drop_jump_core():
     data, a, _ = analyses("DJ")
     check_against_plain(a, data, "core")

@@ -1,0 +1,75 @@
+"""The first live page in a real browser (Debian's chromium via dash_duo) on the simulated rig."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from steplab.acquisition.device import SimulatedStepBox
+from steplab.acquisition.rig import default_rig
+from steplab.dashboard.app import create_app
+from steplab.dashboard.live_source import LiveAcquisition
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live():
+    rig = default_rig()
+    src = LiveAcquisition(SimulatedStepBox(rig, scenario="quiet", seed=1), rig)
+    src.start()
+    yield src
+    src.stop()
+
+
+def _newtons(text: str) -> float:
+    m = re.fullmatch(r"(-?\d+) N", text.strip())
+    assert m, text
+    return float(m.group(1))
+
+
+def test_live_page_shows_the_three_plate_forces(dash_duo, live):
+    assert live.wait_for_samples(500, 10)
+    app = create_app(live, interval_ms=200)
+    dash_duo.start_server(app)
+    dash_duo.wait_for_contains_text("#live-status", "Hz", timeout=15)
+    # the virtual subject stands quietly on the box: the box carries (about) body weight
+    dash_duo.wait_for_element("#plate-box-n", timeout=10)
+    deadline = time.time() + 15
+    box = None
+    while time.time() < deadline:
+        text = dash_duo.find_element("#plate-box-n").text
+        if text.endswith(" N"):
+            box = _newtons(text)
+            break
+        time.sleep(0.2)
+    assert box is not None, "the box force never appeared"
+    assert 400 < box < 1000  # 70 kg subject ≈ 687 N, nominal gains (untared): within ~±25 %
+    script = ("const gd = document.querySelector('#live-forces .js-plotly-plot');"
+              "return (gd && gd._fullData) ? gd._fullData.map(t => [t.name, (t.y && t.y.length) || 0]) : null;")
+    traces = None
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        traces = dash_duo.driver.execute_script(script)
+        if traces and all(n > 10 for _, n in traces):
+            break
+        time.sleep(0.2)
+    assert traces, "the live graph never rendered"
+    names = [t[0] for t in traces]
+    assert names == ["box", "floor_left", "floor_right"]
+    assert all(n > 10 for _, n in traces)
+    # the unloaded floor plates are re-tared automatically once steady: they read zero
+    deadline = time.time() + 15
+    floors = None
+    while time.time() < deadline:
+        floors = [dash_duo.find_element(f"#plate-{p}-n").text for p in ("floor_left", "floor_right")]
+        if all(t.endswith(" N") and abs(_newtons(t)) <= 3 for t in floors):
+            break
+        time.sleep(0.3)
+    assert all(abs(_newtons(t)) <= 3 for t in floors), floors
+    assert live.retares >= 1
+    status = dash_duo.find_element("#live-status").text
+    assert "1000 Hz" in status and "0 lost" in status
+    assert dash_duo.get_logs() == [] or all(entry["level"] != "SEVERE" for entry in dash_duo.get_logs())
