@@ -312,3 +312,71 @@ def filtfilt_rows_sum(x, sos, zi, padlen, out, total):
             out[r, j] = y
             acc += y
         total[j] = acc
+
+
+# --------------------------------------------------------------------------- fast calibration
+@njit(cache=True, nogil=True)
+def calibrate_fz(counts, channel_index, offsets, gain, quad, use_quad, in_total, fz_out, total):
+    """counts (n, C) int → fz_out (P, n) plate Fz [N] and total (n,) = Σ Fz of in_total plates.
+
+    Only the Fz row of the calibration is applied (gain, quad: (P, K) N/count, N/count²;
+    unused slots have channel −1).  Plate-major: each plate's Fz is one pass over the
+    frames (the 4-cell plate unrolled); the linear part uses Σ g·(c − o) = Σ g·c − Σ g·o.
+    Moments are computed later, only inside the windows that need them (``calibrate_moments``).
+    """
+    n = counts.shape[0]
+    n_p = channel_index.shape[0]
+    n_k = channel_index.shape[1]
+    for p in range(n_p):
+        o = fz_out[p]
+        const = 0.0
+        ch = np.zeros(n_k, dtype=np.int64)
+        g = np.zeros(n_k)
+        for k in range(n_k):
+            if channel_index[p, k] >= 0:
+                ch[k] = channel_index[p, k]
+                g[k] = gain[p, k]
+                const += gain[p, k] * offsets[p, k]
+        if use_quad:
+            for i in range(n):
+                a = 0.0
+                for k in range(n_k):
+                    if channel_index[p, k] >= 0:
+                        c = counts[i, ch[k]] - offsets[p, k]
+                        a += (g[k] + quad[p, k] * c) * c
+                o[i] = a
+        elif n_k == 4:
+            c0, c1, c2, c3 = ch[0], ch[1], ch[2], ch[3]
+            g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+            for i in range(n):
+                o[i] = g0 * counts[i, c0] + g1 * counts[i, c1] + g2 * counts[i, c2] + g3 * counts[i, c3] - const
+        else:
+            for i in range(n):
+                a = -const
+                for k in range(n_k):
+                    a += g[k] * counts[i, ch[k]]
+                o[i] = a
+    for i in range(n):
+        t = 0.0
+        for p in range(n_p):
+            if in_total[p]:
+                t += fz_out[p, i]
+        total[i] = t
+
+
+@njit(cache=True, nogil=True)
+def calibrate_moments(counts, lo, hi, channel_row, offsets_row, linear_p, quadratic_p, mx_out, my_out):
+    """Mx, My [N·m] of one plate for frames [lo, hi) into mx_out, my_out (length hi − lo)."""
+    n_k = channel_row.shape[0]
+    for i in range(lo, hi):
+        mx = 0.0
+        my = 0.0
+        for k in range(n_k):
+            ch = channel_row[k]
+            if ch >= 0:
+                c = counts[i, ch] - offsets_row[k]
+                c2 = c * c
+                mx += linear_p[1, k] * c + quadratic_p[1, k] * c2
+                my += linear_p[2, k] * c + quadratic_p[2, k] * c2
+        mx_out[i - lo] = mx
+        my_out[i - lo] = my

@@ -39,18 +39,28 @@ REQUIRED_ROLES = {
 }
 
 
+#: decision 0003: filtered force segments are computed with this many cut-off periods of raw
+#: signal on each side (the zero-lag filter's response has decayed below 1e-15 there), so a
+#: segment equals the whole-recording filter to rounding; at the recording's own ends the
+#: segment uses the same odd-reflection padding as the whole-recording filter.
+FILTER_MARGIN_PERIODS = 10.0
+
+
 @dataclass
 class Trial:
-    """Validated signals and the weighing of one recording (internal)."""
+    """Validated signals and the weighing of one recording (internal).
+
+    Filtered forces are computed lazily, only over the sample ranges the metrics read
+    (``filtered``); plate moments likewise (``moments``), from the counts when the
+    trial came from ``analyze_counts``.
+    """
 
     rate_hz: float
     params: AnalysisParams
     fz: dict[str, np.ndarray]          # unfiltered plate Fz, N
-    fz_f: dict[str, np.ndarray]        # filtered plate Fz (force_cutoff_hz), N
     mx: dict[str, np.ndarray | None]
     my: dict[str, np.ndarray | None]
     total: np.ndarray                  # unfiltered F, N
-    total_f: np.ndarray                # filtered F, N
     n: int
     bw_n: float = math.nan
     mass_kg: float = math.nan
@@ -60,6 +70,9 @@ class Trial:
     quiet_end: int | None = None
     v: np.ndarray = field(default=None)  # type: ignore[assignment]  # scratch velocity, m/s
     contact_cache: dict = field(default_factory=dict)  # id(signal) → (signal, on, off) arrays
+    counts: np.ndarray | None = None   # raw counts (analyze_counts) for lazy moments
+    calibration: CalibrationArrays | None = None
+    _filt: dict = field(default_factory=dict)  # key → (buffer, [(lo, hi) filled spans])
 
     @property
     def dt(self) -> float:
@@ -67,6 +80,48 @@ class Trial:
 
     def window_n(self, seconds: float) -> int:
         return max(1, int(round(seconds * self.rate_hz)))
+
+    def filtered(self, key: str, lo: int, hi: int) -> np.ndarray:
+        """Full-length buffer of ``key`` ("total" or a plate role) low-passed at force_cutoff_hz,
+        valid (equal to filtering the whole recording) at least on samples [lo, hi)."""
+        lo = max(0, int(lo))
+        hi = min(self.n, int(hi))
+        entry = self._filt.get(key)
+        if entry is None:
+            entry = (np.empty(self.n), [])
+            self._filt[key] = entry
+        buf, spans = entry
+        if hi <= lo:
+            return buf
+        for a, b in spans:
+            if a <= lo and hi <= b:
+                return buf
+        p = self.params
+        margin = int(math.ceil(FILTER_MARGIN_PERIODS * self.rate_hz / p.force_cutoff_hz))
+        s = max(0, lo - margin)
+        e = min(self.n, hi + margin)
+        x = self.total if key == "total" else self.fz[key]
+        out = np.empty((1, e - s))
+        filtfilt_rows_inplace(x[s:e].reshape(1, -1), out, p.filter_order, p.force_cutoff_hz, self.rate_hz)
+        buf[lo:hi] = out[0, lo - s:hi - s]
+        spans.append((lo, hi))
+        return buf
+
+    def moments(self, role: str, lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(Mx, My) [N·m] of a plate over samples [lo, hi), or (None, None) without moments."""
+        if self.counts is not None and self.calibration is not None and role in self.calibration.plate_roles:
+            cal = self.calibration
+            pi = cal.plate_roles.index(role)
+            mx = np.empty(hi - lo)
+            my = np.empty(hi - lo)
+            K.calibrate_moments(self.counts, lo, hi, cal.channel_index[pi], cal.offsets_counts[pi],
+                                cal.linear[pi], cal.quadratic[pi], mx, my)
+            return mx, my
+        mx = self.mx.get(role)
+        my = self.my.get(role)
+        if mx is None or my is None:
+            return None, None
+        return mx[lo:hi], my[lo:hi]
 
 
 # --------------------------------------------------------------------------- validation
@@ -223,32 +278,24 @@ def analyze_counts(counts: np.ndarray, rate_hz: float, calibration: CalibrationA
         c = c.astype(np.int64)
     c = np.ascontiguousarray(c)
     n = c.shape[0]
-    out = np.empty((len(roles), 3, n))
+    fz_all = np.empty((len(roles), n))
     total = np.empty(n)
-    in_total = np.ones(len(roles), dtype=np.bool_)
-    K.calibrate_counts(c, calibration.channel_index, calibration.offsets_counts, calibration.linear,
-                       calibration.quadratic, in_total, out, total)
-    fz = {r: out[i, 0] for i, r in enumerate(roles)}
-    mx = {r: out[i, 1] for i, r in enumerate(roles)}
-    my = {r: out[i, 2] for i, r in enumerate(roles)}
+    K.calibrate_fz(c, calibration.channel_index, calibration.offsets_counts, calibration.linear[:, 0, :],
+                   calibration.quadratic[:, 0, :], bool(np.any(calibration.quadratic[:, 0, :] != 0.0)),
+                   np.ones(len(roles), dtype=np.bool_), fz_all, total)
+    fz = {r: fz_all[i] for i, r in enumerate(roles)}
     prov = {"calibration_id": calibration.calibration_id, "calibration_hash": calibration.calibration_hash}
     prov.update(provenance or {})
-    return _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, prov, stack=out[:, 0, :])
+    return _run(fz, {}, {}, total, rate, protocol, lead, body_mass_kg, params, prov, counts=c, calibration=calibration)
 
 
 # --------------------------------------------------------------------------- pipeline
-def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, stack=None) -> AnalysisResult:
+def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, counts=None,
+         calibration=None) -> AnalysisResult:
     n = total.shape[0]
     roles = list(fz.keys())
-    if stack is None:
-        stack = np.empty((len(roles), n))
-        for i, r in enumerate(roles):
-            stack[i] = fz[r]
-    filt = np.empty((len(roles), n))
-    total_f = np.empty(n)
-    filtfilt_rows_inplace(stack, filt, params.filter_order, params.force_cutoff_hz, rate, total_f)
-    fz_f = {r: filt[i] for i, r in enumerate(roles)}
-    trial = Trial(rate_hz=rate, params=params, fz=fz, fz_f=fz_f, mx=mx, my=my, total=total, total_f=total_f, n=n)
+    trial = Trial(rate_hz=rate, params=params, fz=fz, mx=mx, my=my, total=total, n=n, counts=counts,
+                  calibration=calibration)
     trial.v = np.empty(n)  # each rep writes its own integration range before reading it
     flags: list[str] = []
     caller_flags = provenance.pop("flags", None)

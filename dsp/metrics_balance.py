@@ -30,31 +30,31 @@ def filtered_cop(trial: A.Trial, role: str, lo: int, hi: int) -> tuple[np.ndarra
     periods), so the window's ends are not filter edges; too-short stretches stay raw.
     """
     p = trial.params
-    mx = trial.mx.get(role)
-    my = trial.my.get(role)
     m = hi - lo
-    if mx is None or my is None or m <= 0:
+    if m <= 0 or (role not in trial.mx and trial.calibration is None):
         nanv = np.full(max(m, 0), np.nan)
         return nanv, nanv.copy()
     fz_all = trial.fz[role]
     margin = int(math.ceil(COP_MARGIN_PERIODS * trial.rate_hz / p.cop_cutoff_hz))
     thr = p.cop_min_force_n
     # extend the window into the valid stretch on both sides (at most `margin` samples)
-    elo = lo
-    stop = max(0, lo - margin)
-    while elo > stop and fz_all[elo - 1] >= thr:
-        elo -= 1
-    ehi = hi
-    stop = min(trial.n, hi + margin)
-    while ehi < stop and fz_all[ehi] >= thr:
-        ehi += 1
+    a = max(0, lo - margin)
+    below = np.flatnonzero(fz_all[a:lo] < thr)
+    elo = a + int(below[-1]) + 1 if below.size else a
+    b = min(trial.n, hi + margin)
+    below = np.flatnonzero(fz_all[hi:b] < thr)
+    ehi = hi + int(below[0]) if below.size else b
+    mx, my = trial.moments(role, elo, ehi)
+    if mx is None:
+        nanv = np.full(m, np.nan)
+        return nanv, nanv.copy()
     fz = fz_all[elo:ehi]
     me = ehi - elo
     valid = fz >= thr
     x = np.full(me, np.nan)
     y = np.full(me, np.nan)
-    np.divide(-1000.0 * my[elo:ehi], fz, out=x, where=valid)
-    np.divide(1000.0 * mx[elo:ehi], fz, out=y, where=valid)
+    np.divide(-1000.0 * my, fz, out=x, where=valid)
+    np.divide(1000.0 * mx, fz, out=y, where=valid)
     sos, _, _ = design_lowpass(p.filter_order, p.cop_cutoff_hz, trial.rate_hz)
     min_len = 3 * (2 * sos.shape[0] + 1)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], valid.view(np.int8), [0]))))

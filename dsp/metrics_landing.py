@@ -47,11 +47,13 @@ def sample_span(t0_s: float, t1_s: float, rate_hz: float, n: int) -> tuple[int, 
     return i0, i1
 
 
-def plate_landing_metrics(trial: A.Trial, fz_f: np.ndarray, t_contact_s: float, t_arrest_s: float) -> dict:
+def plate_landing_metrics(trial: A.Trial, role: str, t_contact_s: float, t_arrest_s: float) -> dict:
     """metrics.md § Step-down (lead limb): peak, time to peak, rates and 100 ms impulse of one plate."""
     r = trial.rate_hz
     bw = trial.bw_n
     i0, i1 = sample_span(t_contact_s, t_arrest_s, r, trial.n)
+    # the filtered plate force over the landing phase and the 100 ms impulse window (+ neighbours)
+    fz_f = trial.filtered(role, i0 - 2, max(i1, int(math.ceil((t_contact_s + 0.1) * r))) + 3)
     seg = fz_f[i0:i1 + 1]
     ip = i0 + int(np.argmax(seg))
     peak = float(fz_f[ip])
@@ -92,14 +94,22 @@ def stabilization_time(trial: A.Trial, t_contact_s: float, hi: int, flags: list[
     band = p.stabilization_band_bw * trial.bw_n
     hold = trial.window_n(p.stabilization_hold_s)
     i0 = int(math.ceil(t_contact_s * r - 1e-9))
-    dev = np.abs(trial.total_f[i0:hi] - trial.bw_n)
-    m = dev.shape[0]
-    bad = np.flatnonzero(dev > band)
-    # candidate starts of in-band runs: the contact sample and each sample after an out-of-band one
-    cands = np.concatenate(([0], bad + 1))
-    next_bad = np.concatenate((bad, [m]))
-    fits = (next_bad - cands >= hold + 1) & (cands + hold < m)
-    hit = np.flatnonzero(fits)
+    # search in growing chunks of the lazily filtered F: a fit found inside a chunk is the
+    # first fit of the whole range (an earlier run that did not fit ended inside the chunk)
+    step = max(3 * hold, trial.window_n(2.0), trial.window_n(p.arrest_timeout_s) + 2)
+    end = min(hi, i0 + step)
+    while True:
+        dev = np.abs(trial.filtered("total", i0, end)[i0:end] - trial.bw_n)
+        m = dev.shape[0]
+        bad = np.flatnonzero(dev > band)
+        # candidate starts of in-band runs: the contact sample and each sample after an out-of-band one
+        cands = np.concatenate(([0], bad + 1))
+        next_bad = np.concatenate((bad, [m]))
+        fits = (next_bad - cands >= hold + 1) & (cands + hold < m)
+        hit = np.flatnonzero(fits)
+        if hit.size or end >= hi:
+            break
+        end = min(hi, end + 2 * step)
     if hit.size:
         c = int(cands[hit[0]])
         if c == 0:
@@ -154,14 +164,14 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
         for f in floors:
             side = f.split("_", 1)[1]
             if f in contacts:
-                pm = plate_landing_metrics(trial, trial.fz_f[f], contacts[f], max(t_arr, contacts[f]))
+                pm = plate_landing_metrics(trial, f, contacts[f], max(t_arr, contacts[f]))
                 for name, val in pm.items():
                     m[f"{name}_{side}"] = val
+        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
         i0, i1 = sample_span(t_c, t_arr, r, trial.n)
         # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW)/m
-        m["peak_deceleration_m_s2"] = (float(trial.total_f[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
+        m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
         m["landing_phase_duration_s"] = t_arr - t_c
-        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
         from steplab.dsp.symmetry import symmetry_index_pct
         for name in PLATE_LANDING_METRICS:
             # metrics.md § Drop landing: within-trial left/right symmetry (Robinson 1987)

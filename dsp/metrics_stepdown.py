@@ -120,16 +120,17 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
         # metrics.md § Step-down: touchdown_speed_m_s = −v(t_contact)
         m["touchdown_speed_m_s"] = -v_c
         # metrics.md § Step-down: trail_support_at_contact_pct = box Fz(t_contact) / BW × 100
-        m["trail_support_at_contact_pct"] = value_at(trial.fz_f["box"], t_c, r) / trial.bw_n * 100.0
+        m["trail_support_at_contact_pct"] = value_at(trial.filtered("box", i_c - 2, i_c + 2), t_c, r) / trial.bw_n * 100.0
         # metrics.md § Step-down: landing phase [t_contact, t_arrest]
         t_arr = arrest_time(trial, t_c, i_c, rep_flags)
         m["landing_phase_duration_s"] = t_arr - t_c
-        m.update(plate_landing_metrics(trial, trial.fz_f[role], t_c, t_arr))
+        m.update(plate_landing_metrics(trial, role, t_c, t_arr))
+        # metrics.md § Step-down: time_to_stabilization_s (threshold method); first, so that its
+        # filtered F segment (contact onwards) also covers the landing phase
+        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
         i0, i1 = sample_span(t_c, t_arr, r, trial.n)
         # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW) / m
-        m["peak_deceleration_m_s2"] = (float(trial.total_f[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
-        # metrics.md § Step-down: time_to_stabilization_s (threshold method)
-        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
+        m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
         # metrics.md § kinematics: integration_drift_m_s = mean v over the last 1 s of the closing quiet stance
         drift = A.drift_after(trial, i_c, hi)
         m["integration_drift_m_s"] = drift
@@ -174,7 +175,7 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
         i_off = crun[1]
         t_end = crossing_time_s(trial.fz[role], i_off, p.contact_threshold_n, r) if i_off < trial.n else (trial.n - 1) / r
         # metrics.md § Forward step-down: tap_force_pct_bw = max floor Fz during the tap / BW × 100
-        m["tap_force_pct_bw"] = float(trial.fz_f[role][i_c:i_off].max()) / trial.bw_n * 100.0
+        m["tap_force_pct_bw"] = float(trial.filtered(role, i_c, i_off)[i_c:i_off].max()) / trial.bw_n * 100.0
         if t_on is not None:
             # metrics.md § Forward step-down: lowering_duration_s (onset → tap)
             m["lowering_duration_s"] = t_tap - t_on

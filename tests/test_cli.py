@@ -1,0 +1,59 @@
+"""The `steplab` command: help everywhere, one-line errors, the bench JSON contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import steplab_cmd
+
+COMMANDS = ("run", "simulate", "record", "recover", "analyze", "calibrate", "bench")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    r = subprocess.run(steplab_cmd(command, "--help"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "usage: steplab " + command in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "--pty", "--rate", "0"], "--rate"),
+    (["simulate", "--pty", "--fault-rate", "0.7"], "--fault-rate"),
+    (["simulate", "--pty", "--seconds", "-1"], "--seconds"),
+    (["simulate", "--pty", "--rig", "/nonexistent/rig.json"], "cannot read rig file"),
+    (["run", "--port", "70000"], "--port"),
+    (["run", "--host", "not an address"], "--host"),
+    (["recover", "/nonexistent.journal", "--out", "x.npz"], "does not exist"),
+    (["record", "--device", "usb:zz:01", "--seconds", "1", "--out", "x.npz"], "hexadecimal"),
+])
+def test_bad_input_is_one_line_on_stderr_and_nonzero(tmp_path, args, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run(steplab_cmd(*args), capture_output=True, text=True, timeout=60, cwd=work)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert list(work.iterdir()) == []
+
+
+def test_a_bad_rig_file_is_refused(tmp_path):
+    rig = tmp_path / "rig.json"
+    rig.write_text(json.dumps({"format": "steplab-rig", "name": "x", "channels": 4, "sample_rate_hz": 1000,
+                               "plates": [{"name": "p", "width_mm": 1, "length_mm": 1, "centre_mm": [0, 0, 0],
+                                           "cells": [{"name": "a", "channel": 9, "x_mm": 0, "y_mm": 0}] * 4}]}))
+    r = subprocess.run(steplab_cmd("simulate", "--pty", "--rig", str(rig)), capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "channel 9" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_the_contracted_json():
+    r = subprocess.run(steplab_cmd("bench", "--quick", "--json"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("frames_per_s", "reference_frames_per_s", "speedup"):
+        assert isinstance(d["dsp"][key], float) and d["dsp"][key] > 0
+    assert abs(d["dsp"]["speedup"] - d["dsp"]["frames_per_s"] / d["dsp"]["reference_frames_per_s"]) < 1e-6 * d["dsp"]["speedup"]
+    assert isinstance(d["decoder"]["bytes_per_s"], float) and d["decoder"]["bytes_per_s"] > 0
+    assert d["streaming"]["p99_ms"] > 0
