@@ -337,7 +337,26 @@ def calibrate_fz(counts, channel_index, offsets, gain, quad, use_quad, in_total,
                 ch[k] = channel_index[p, k]
                 g[k] = gain[p, k]
                 const += gain[p, k] * offsets[p, k]
-        if use_quad:
+        if use_quad and n_k == 4:
+            c0, c1, c2, c3 = ch[0], ch[1], ch[2], ch[3]
+            g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+            q0, q1, q2, q3 = quad[p, 0], quad[p, 1], quad[p, 2], quad[p, 3]
+            o0, o1, o2, o3 = offsets[p, 0], offsets[p, 1], offsets[p, 2], offsets[p, 3]
+            if channel_index[p, 0] < 0:
+                q0 = 0.0
+            if channel_index[p, 1] < 0:
+                q1 = 0.0
+            if channel_index[p, 2] < 0:
+                q2 = 0.0
+            if channel_index[p, 3] < 0:
+                q3 = 0.0
+            for i in range(n):
+                d0 = counts[i, c0] - o0
+                d1 = counts[i, c1] - o1
+                d2 = counts[i, c2] - o2
+                d3 = counts[i, c3] - o3
+                o[i] = (g0 + q0 * d0) * d0 + (g1 + q1 * d1) * d1 + (g2 + q2 * d2) * d2 + (g3 + q3 * d3) * d3
+        elif use_quad:
             for i in range(n):
                 a = 0.0
                 for k in range(n_k):

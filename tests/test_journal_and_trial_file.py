@@ -108,6 +108,8 @@ def test_trial_file_round_trip(tmp_path, rig):
 
 
 def test_trial_file_bad_input_is_refused_and_nothing_is_left_behind(tmp_path):
+    tmp_path = tmp_path / "work"
+    tmp_path.mkdir()
     t = _trial()
     t.sample_index[5] = t.sample_index[4]
     with pytest.raises(TrialFileError, match="strictly increasing"):
