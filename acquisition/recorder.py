@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from steplab import __version__
 
 from . import protocol
@@ -102,6 +104,7 @@ class RecordingSession:
             raise RecordingError("no samples were recorded")
         a = self.assembler
         counts, index = a.arrays()
+        saturated = int(np.count_nonzero(np.any((counts >= protocol.COUNTS_MAX) | (counts <= protocol.COUNTS_MIN), axis=1)))
         started = _dt.datetime.fromtimestamp(a.first_host_time_ns / 1e9, tz=_dt.timezone.utc)
         quality = {
             "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
@@ -110,7 +113,7 @@ class RecordingSession:
             "duplicate_samples": a.duplicate_samples, "device_resets": a.resets,
             "clipped_frames": a.clipped_frames, "overrun_frames": a.overrun_frames,
             "foreign_samples": a.foreign_samples, "timeline_samples": a.next_position,
-            "segments": a.segments,
+            "segments": a.segments, "saturated_samples": saturated,
         }
         meta = {
             "started_at": started.isoformat(timespec="milliseconds"),

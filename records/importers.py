@@ -92,6 +92,7 @@ class LoadedTrial:
     provenance_extra: dict = field(default_factory=dict)
     counts: np.ndarray | None = None
     calibration: CalibrationArrays | None = None
+    trial: object | None = None  # the steplab Trial (trial files only): rig, meta
 
     @property
     def n_samples(self) -> int:
@@ -321,8 +322,11 @@ def _load_trial(p: Path, given_rate: float | None, plates) -> LoadedTrial:
     calibration = None
     if isinstance(cal_meta, dict) and all(k in cal_meta for k in _CAL_FIELDS):
         calibration = calibration_from_dict(cal_meta)
+        if cal_meta.get("time_since_tare_s") is not None:
+            extra["time_since_tare_s"] = cal_meta["time_since_tare_s"]
     else:
         calibration = nominal_calibration(trial.rig)
+        extra["flags"] = ["uncalibrated"]  # nominal data-sheet gains and no tare: never silent
         if cal_meta:
             extra["calibration_note"] = "trial names a calibration without its arrays; nominal calibration used"
             if isinstance(cal_meta, dict):
@@ -346,7 +350,7 @@ def _load_trial(p: Path, given_rate: float | None, plates) -> LoadedTrial:
         forces = forces_from_counts(counts, calibration)
     except ForceImportError as exc:
         raise ForceImportError(f"{p.name}: {exc}") from None
-    return LoadedTrial(forces, rate, "steplab-trial", extra, counts=counts, calibration=calibration)
+    return LoadedTrial(forces, rate, "steplab-trial", extra, counts=counts, calibration=calibration, trial=trial)
 
 
 # -- C3D ---------------------------------------------------------------------------

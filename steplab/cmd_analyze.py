@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--plates", metavar="ROLE,ROLE,...", default=None,
                    help="role of each plate in file order (box, floor_left, floor_right)")
     p.add_argument("--body-mass", metavar="KG", default=None, help="the visit's body mass instead of weighing")
+    p.add_argument("--calibration", metavar="latest|FILE", default=None,
+                   help="re-analyse a steplab trial with the rig's current calibration ('latest') or a calibration "
+                        "record FILE instead of the one it was recorded with")
     p.add_argument("--json", action="store_true", help="print one JSON object (the documented result)")
     p.set_defaults(func=run)
 
@@ -49,14 +52,57 @@ def _number(text: str | None, option: str, lo: float, hi: float, unit: str) -> f
     return v
 
 
+def _calibration_notes(loaded, override: str | None) -> tuple[object | None, list[str]]:
+    """(replacement CalibrationArrays or None, warnings) for a steplab trial.
+
+    Warns when a plate was recalibrated after the trial (re-analysis is offered,
+    never done silently); ``override`` ('latest' or a record file) re-analyses.
+    """
+    from datetime import datetime
+
+    from steplab.calibration.active import active_calibration
+    from steplab.calibration.records import list_records, recalibrated_since
+
+    trial = loaded.trial
+    if trial is None:
+        if override:
+            raise ValueError("--calibration applies to steplab trial files only")
+        return None, []
+    notes: list[str] = []
+    if override:
+        active = active_calibration(trial.rig, files=None if override == "latest" else [override])
+        if active is None:
+            raise ValueError(f"no calibration for every plate of rig {trial.rig.serial}: run steplab calibrate")
+        return active.arrays, [f"re-analysed with calibration {active.arrays.calibration_id}"] + active.warnings
+    ref = trial.meta.get("calibration") or {}
+    started = trial.meta.get("started_at")
+    if ref.get("calibration_id") and started:
+        records, _ = list_records(rig=trial.rig)
+        notes += recalibrated_since(ref["calibration_id"], datetime.fromisoformat(started), records)
+        if notes:
+            notes.append("run again with --calibration latest to re-analyse")
+    return None, notes
+
+
 def analyze_file(path: str, *, protocol: str = "step-down", lead: str | None = None, rate_hz: float | None = None,
-                 plates: str | None = None, body_mass_kg: float | None = None):
+                 plates: str | None = None, body_mass_kg: float | None = None, calibration: str | None = None,
+                 warn=None):
     """Load and analyse one recording; returns an AnalysisResult (raises ValueError on bad input)."""
     from steplab.dsp import ROLES, analyze_counts, analyze_forces
     from steplab.records.importers import load_forces
 
     loaded = load_forces(path, rate_hz=rate_hz, plates=plates)
     prov = dict(loaded.provenance_extra)
+    replacement, notes = _calibration_notes(loaded, calibration)
+    if replacement is not None:
+        loaded.calibration = replacement
+        prov.update(calibration_id=replacement.calibration_id, calibration_hash=replacement.calibration_hash)
+        prov["flags"] = [f for f in prov.get("flags", []) if f != "uncalibrated"]
+    if notes:
+        prov["calibration_notes"] = notes
+        for n in notes:
+            if warn is not None:
+                warn(n)
     if loaded.counts is not None and loaded.calibration is not None and all(
             r in ROLES for r in loaded.calibration.plate_roles):
         return analyze_counts(loaded.counts, loaded.rate_hz, loaded.calibration, protocol, lead=lead,
@@ -108,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     mass = _number(args.body_mass, "--body-mass", 5.0, 500.0, "kg")
     try:
         result = analyze_file(args.file, protocol=args.protocol, lead=args.lead, rate_hz=rate,
-                              plates=args.plates, body_mass_kg=mass)
+                              plates=args.plates, body_mass_kg=mass, calibration=args.calibration,
+                              warn=lambda n: print(f"steplab analyze: note: {n}", file=sys.stderr))
     except ValueError as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(msg) from None

@@ -49,6 +49,28 @@ def test_a_trial_names_and_uses_the_rigs_calibration(sim_process, tmp_path, data
     result = json.loads(_run("analyze", str(out), "--protocol", "balance", "--json").stdout)
     assert result["provenance"]["calibration_id"] == cal_id
     assert result["provenance"]["calibration_hash"] == ref["calibration_hash"]
+    assert "uncalibrated" not in result["flags"] and trial.quality["saturated_samples"] == 0
+    # the plates are recalibrated after the trial: analysis says so and offers re-analysis, never silently
+    newer = json.loads(_run("calibrate", "--device", "sim", "--auto", "--json", "--seed", "5").stdout)["calibration_id"]
+    assert newer != cal_id
+    r = _run("analyze", str(out), "--protocol", "balance", "--json")
+    assert "recalibrated" in r.stderr and "--calibration latest" in r.stderr
+    again = json.loads(r.stdout)
+    assert again["provenance"]["calibration_id"] == cal_id
+    assert any("recalibrated" in n for n in again["provenance"]["calibration_notes"])
+    latest = json.loads(_run("analyze", str(out), "--protocol", "balance", "--json", "--calibration", "latest").stdout)
+    assert latest["provenance"]["calibration_id"] == newer
+    assert latest["provenance"]["calibration_hash"] != ref["calibration_hash"]
+
+
+def test_an_uncalibrated_trial_is_flagged(sim_process, tmp_path):
+    sim = sim_process("--seconds", "60", "--scenario", "quiet", "--seed", "1")
+    out = tmp_path / "raw.npz"
+    r = _run("record", "--device", sim.port, "--seconds", "3", "--out", str(out), "--json")
+    assert "no calibration" in r.stderr
+    assert read_trial(out).meta["calibration"] is None
+    result = json.loads(_run("analyze", str(out), "--protocol", "balance", "--json").stdout)
+    assert "uncalibrated" in result["flags"] and result["provenance"]["calibration_id"] == "nominal"
 
 
 def test_recording_with_a_broken_calibration_file_is_refused_before_anything_is_written(sim_process, tmp_path):

@@ -40,9 +40,12 @@ def trial(record_cal, scenario: str, seconds: float, seed: int, subject=None):
         counts, truth = simulate_trial(RIG, subject, scenario, seconds, RATE_HZ, seed=seed)
         events = truth.events
         assert events, f"no complete {scenario} event in {seconds} s"
-        # the recording stops at the end of the last complete episode (quiet stance): an
-        # episode cut short by the end of the recording has no truth event to compare with
-        end = int(round(events[-1].t_end_s * RATE_HZ))
+        # the recording stops in the quiet stance that ends the last complete episode: an episode
+        # cut short by the end of the recording has no truth event to compare with.  A drop-landing
+        # episode ends in quiet stance on the floor (then the subject steps back onto the box); the
+        # others are followed by the ≥ 1.5 s of quiet stance that starts every episode.
+        tail_s = 0.0 if scenario == "drop-landing" else 1.4
+        end = min(counts.shape[0], int(round((events[-1].t_end_s + tail_s) * RATE_HZ)))
         _CACHE[key] = (counts[:end], events, truth.body_weight_n, tared_calibration(RIG, seed, record_cal))
     return _CACHE[key]
 
@@ -83,9 +86,10 @@ def test_step_down_reps_match_truth(record_cal):
         # with a proper tare, velocity drift over a rep is small (was 0.2–0.6 m/s with offsets untared)
         assert m["integration_drift_m_s"] is not None and abs(m["integration_drift_m_s"]) < 0.03
         assert "integration_drift" not in rep.flags
-        # box COP ML range over [onset, contact]: the truth is the trail foot's COP over the true
-        # window; onsets differ by ≤ 60 ms, the 10 Hz filter smooths, calibration COP error ~0.02 mm
-        assert m["box_cop_ml_range_mm"] == pytest.approx(ev.values["box_cop_ml_range_mm"], abs=1.5)
+        # box COP ML range over [onset, contact]: the truth is the trail foot's raw COP over the true
+        # window; the measured window starts up to 60 ms earlier (see onset) and the 10 Hz filter rounds
+        # the COP's fast turns at contact (calibration COP error is only ~0.02 mm): ≤ 2.5 mm
+        assert m["box_cop_ml_range_mm"] == pytest.approx(ev.values["box_cop_ml_range_mm"], abs=2.5)
 
 
 def test_step_down_core_agrees_with_reference_on_simulator(record_cal):
@@ -131,7 +135,7 @@ def test_forward_step_down_reps_match_truth(record_cal):
         # tap force: the tap spring loads in ~0.1 s, well below the plate resonance
         assert m["tap_force_pct_bw"] == pytest.approx(ev.values["tap_force_n"] / bw * 100.0, abs=1.0)
         assert m["peak_descent_speed_m_s"] == pytest.approx(ev.values["peak_descent_speed_m_s"], abs=0.015)
-        assert m["box_cop_ml_range_mm"] == pytest.approx(ev.values["box_cop_ml_range_mm"], abs=1.5)
+        assert m["box_cop_ml_range_mm"] == pytest.approx(ev.values["box_cop_ml_range_mm"], abs=2.5)  # as step-down
         # raising (tap end → force back in the quiet band for good) was None in the core
         assert m["raising_duration_s"] is not None and 0.2 < m["raising_duration_s"] < 1.5
         assert m["raising_duration_s"] == pytest.approx(rb.metrics["raising_duration_s"], abs=0.01)
