@@ -126,7 +126,7 @@ class HiddenCellModel:
     capacity_n : (C,) rated capacity (N); loads are stopped at OVERLOAD_FACTOR × capacity.
     noise_sd_counts : (C,) white noise SD (counts).
     drift_final_n : (C,) final value of the warm-up drift (N); drift(t) = D·(1 − exp(−t/τ)).
-    drift_tau_s : τ of the drift (s); initial slope D/τ is about 0.5 N/min.
+    drift_tau_s : τ of the drift (s); initial slope D/τ is about 0.05 N/min (a warmed-up cell).
     plate_of_channel : (C,) index of the plate a channel belongs to (−1 if none).
     resonance_hz, resonance_damping : (P,) per plate ringing frequency (Hz) and damping ratio.
     """
@@ -171,14 +171,14 @@ class HiddenCellModel:
         beta_max = 0.002 * fs / (capacity * nominal)  # deviation at capacity ≤ 0.2 % FS (before gain)
         nonlin = rng.uniform(-0.9, 0.9, n_ch) * beta_max
         noise_sd = rng.uniform(0.03, 0.15, n_ch) * nominal
-        slope_n_per_min = rng.uniform(0.3, 0.7, n_ch) * rng.choice([-1.0, 1.0], n_ch)
+        slope_n_per_min = rng.uniform(0.03, 0.07, n_ch) * rng.choice([-1.0, 1.0], n_ch)
         drift_final = slope_n_per_min / 60.0 * DRIFT_TIME_CONSTANT_S
         n_pl = len(rig.plates)
         return cls(
             nominal_counts_per_n=nominal, gain=gain, offset_counts=offset, crosstalk=cross,
             nonlinearity=nonlin, capacity_n=capacity, noise_sd_counts=noise_sd,
             drift_final_n=drift_final, drift_tau_s=DRIFT_TIME_CONSTANT_S, plate_of_channel=plate_of,
-            resonance_hz=rng.uniform(40.0, 80.0, n_pl), resonance_damping=rng.uniform(0.04, 0.10, n_pl),
+            resonance_hz=rng.uniform(150.0, 250.0, n_pl), resonance_damping=rng.uniform(0.05, 0.12, n_pl),
         )
 
     @property

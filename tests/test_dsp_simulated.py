@@ -130,7 +130,8 @@ def test_forward_step_down_reps_match_truth(record_cal):
     for rep, rb, ev in zip(res.reps, b.reps, events):
         m = rep.metrics
         assert rep.lead == ev.lead  # the tapping limb
-        assert rep.t_contact_s == pytest.approx(ev.t_contact_s, abs=0.003)
+        # a tap loads slowly (~1 N/ms at 20 N): 1-3 N of cell noise and drift move the crossing by a few ms
+        assert rep.t_contact_s == pytest.approx(ev.t_contact_s, abs=0.006)
         assert rep.t_onset_s == pytest.approx(ev.t_onset_s, abs=0.06)  # see the step-down test
         # tap force: the tap spring loads in ~0.1 s, well below the plate resonance
         assert m["tap_force_pct_bw"] == pytest.approx(ev.values["tap_force_n"] / bw * 100.0, abs=1.0)

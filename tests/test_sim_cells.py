@@ -84,8 +84,8 @@ def test_hidden_parameters_stay_within_the_specified_ranges(rig):
     assert np.all(dev_at_capacity_counts <= 0.002 * fs)
     assert np.all(h.noise_sd_counts / h.nominal_counts_per_n <= 0.2)
     slope_n_per_min = np.abs(h.drift_final_n) / h.drift_tau_s * 60.0
-    assert np.all((slope_n_per_min > 0.2) & (slope_n_per_min < 0.8))
-    assert np.all((h.resonance_hz >= 40.0) & (h.resonance_hz <= 80.0))
+    assert np.all((slope_n_per_min > 0.02) & (slope_n_per_min < 0.08))
+    assert np.all((h.resonance_hz >= 150.0) & (h.resonance_hz <= 250.0))
     # deterministic for a seed, different for another
     assert np.array_equal(HiddenCellModel.draw(rig, seed=3).gain, h.gain)
     assert not np.array_equal(HiddenCellModel.draw(rig, seed=4).gain, h.gain)
