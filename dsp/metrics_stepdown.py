@@ -72,9 +72,17 @@ def lead_contact(trial: A.Trial, floors: list[str], on: int, off: int, lead: str
 
 
 def _rep_quiet(trial: A.Trial, k: int, region_lo: int, i_c: int):
+    """The quiet stance just before the rep (metrics.md § kinematics).
+
+    For the first rep that is the weighing window, unless the subject moved in
+    between (a recording that starts on the floor plates: the step back up onto
+    the box is not a rep, and the rep starts from the quiet stance after it).
+    """
+    q = A.rep_quiet_window(trial, region_lo, i_c)
     if k == 0 and trial.quiet_end is not None and trial.quiet_end <= i_c:
-        return trial.quiet_start, trial.quiet_end
-    return A.rep_quiet_window(trial, region_lo, i_c)
+        if q is None or A.K.first_outside(trial.total, trial.quiet_end, q[0], trial.bw_n, trial.thr_n) < 0:
+            return trial.quiet_start, trial.quiet_end
+    return q
 
 
 def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:

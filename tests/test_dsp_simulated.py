@@ -228,3 +228,17 @@ def test_balance_single_limb_stance(record_cal, weak):
         assert rep.metrics["cop_path_mm"] == pytest.approx(b.reps[0].metrics["cop_path_mm"], rel=0.01)
     if weak:
         assert ranges["left"] > ranges["right"]  # simulator.md: single-limb sway × (1 + 1.5 a)
+
+
+def test_a_recording_that_starts_on_the_floor_plates_starts_its_first_rep_after_the_step_up(record_cal):
+    """The step back up onto the box is not a rep: rep 1 starts from the quiet stance after it."""
+    counts, events, bw, cal = trial(record_cal, "step-down", 45.0, 1)
+    # start the recording 1 s after the first rep's landing: the subject stands on the floor plates
+    cut_s = events[0].t_contact_s + 1.0
+    cut = int(round(cut_s * RATE_HZ))
+    res = analyze_counts(counts[cut:], RATE_HZ, cal, "step-down", body_mass_kg=bw / 9.80665)
+    assert len(res.reps) == len(events) - 1
+    first = res.reps[0]
+    assert first.t_contact_s + cut_s == pytest.approx(events[1].t_contact_s, abs=0.003)
+    assert first.t_onset_s + cut_s == pytest.approx(events[1].t_onset_s, abs=0.06)
+    assert first.metrics["lowering_duration_s"] < 1.5
