@@ -20,8 +20,7 @@ from steplab.acquisition.reader import AcquisitionReader
 from steplab.acquisition.rig import Rig
 from steplab.acquisition.stream_tracker import StreamTracker
 from steplab.calibration.tare import AutoTare
-from steplab.dsp import CalibrationArrays, nominal_calibration
-from steplab.records.importers import forces_from_counts as calibrated_forces
+from steplab.dsp import CalibrationArrays, calibrated_forces, nominal_calibration
 
 
 @dataclass

@@ -106,6 +106,9 @@ def warm_up() -> float:
     counts = forces_to_counts(plates, rig)
     cal = nominal_calibration(rig)
     analyze_counts(counts, 500.0, cal, "step-down")
+    from steplab.dsp.forces import calibrated_forces
+
+    calibrated_forces(counts, cal)  # the live view's path
     for proto in ("forward-step-down", "drop-landing", "squat", "balance"):
         analyze_forces(plates, 500.0, proto)
     f = plates["box"].fz_n

@@ -124,24 +124,12 @@ def forces_from_counts(counts: np.ndarray, calibration: CalibrationArrays) -> di
 
     ``counts`` is (n, channels); every channel the calibration uses must exist.
     """
-    c = np.asarray(counts)
-    if c.ndim != 2:
-        raise ForceImportError(f"counts must be 2-D (samples, channels), got shape {c.shape}")
-    if calibration.max_channel >= c.shape[1]:
-        raise ForceImportError(f"calibration uses channel {calibration.max_channel} but the counts have {c.shape[1]} channels")
-    out: dict[str, PlateForces] = {}
-    for p, role in enumerate(calibration.plate_roles):
-        acc = np.zeros((3, c.shape[0]))
-        for k in range(calibration.channel_index.shape[1]):
-            ch = calibration.channel_index[p, k]
-            if ch < 0:
-                continue
-            d = c[:, ch].astype(np.float64) - calibration.offsets_counts[p, k]
-            acc += calibration.linear[p, :, k][:, None] * d[None, :]
-            if np.any(calibration.quadratic[p, :, k]):
-                acc += calibration.quadratic[p, :, k][:, None] * (d * d)[None, :]
-        out[role] = PlateForces(fz_n=acc[0], mx_nm=acc[1], my_nm=acc[2])
-    return out
+    from steplab.dsp import calibrated_forces
+
+    try:
+        return calibrated_forces(counts, calibration)
+    except ValueError as exc:
+        raise ForceImportError(str(exc)) from None
 
 
 # -- helpers -----------------------------------------------------------------------
