@@ -109,6 +109,12 @@ def warm_up() -> float:
     from steplab.dsp.forces import calibrated_forces
 
     calibrated_forces(counts, cal)  # the live view's path
+    from steplab.dsp.streaming import StreamingAnalyzer
+
+    live = StreamingAnalyzer(500.0, tuple(plates), protocol="step-down")
+    n = plates["box"].fz_n.shape[0]
+    for i in range(0, n, 5):  # 10 ms blocks, as the live view pushes them
+        live.push({r: pf.fz_n[i:i + 5] for r, pf in plates.items()})
     for proto in ("forward-step-down", "drop-landing", "squat", "balance"):
         analyze_forces(plates, 500.0, proto)
     f = plates["box"].fz_n
