@@ -399,3 +399,18 @@ def calibrate_moments(counts, lo, hi, channel_row, offsets_row, linear_p, quadra
                 my += linear_p[2, k] * c + quadratic_p[2, k] * c2
         mx_out[i - lo] = mx
         my_out[i - lo] = my
+
+
+@njit(cache=True, nogil=True)
+def count_saturated_rows(counts, channels, lo, hi):
+    """Rows in which any of ``channels`` sits at or beyond the converter's limits [lo, hi] (counts)."""
+    n = counts.shape[0]
+    m = channels.shape[0]
+    k = 0
+    for i in range(n):
+        for j in range(m):
+            v = counts[i, channels[j]]
+            if v <= lo or v >= hi:
+                k += 1
+                break
+    return k

@@ -286,7 +286,15 @@ def analyze_counts(counts: np.ndarray, rate_hz: float, calibration: CalibrationA
     fz = {r: fz_all[i] for i, r in enumerate(roles)}
     prov = {"calibration_id": calibration.calibration_id, "calibration_hash": calibration.calibration_hash}
     prov.update(provenance or {})
+    if "saturated_samples" not in prov:
+        # metrics.md § Provenance: saturated samples (a cell at the 24-bit converter's limit) are counted and flagged
+        used = np.unique(calibration.channel_index[calibration.channel_index >= 0]).astype(np.int64)
+        prov["saturated_samples"] = int(K.count_saturated_rows(c, used, ADC_MIN_COUNTS, ADC_MAX_COUNTS))
     return _run(fz, {}, {}, total, rate, protocol, lead, body_mass_kg, params, prov, counts=c, calibration=calibration)
+
+
+ADC_MAX_COUNTS = 2**23 - 1  # 24-bit signed converter full scale
+ADC_MIN_COUNTS = -(2**23)
 
 
 # --------------------------------------------------------------------------- pipeline

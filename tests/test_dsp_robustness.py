@@ -193,3 +193,19 @@ def test_json_is_strict_and_has_provenance(base):
     assert p["rig_hash"] == "abc" and p["lost_samples"] == 3 and p["crc_errors"] == 1
     assert "saturated" in d["flags"] and "saturated" in p["flags"]
     assert set(d) >= {"protocol", "sample_rate_hz", "body_weight_n", "body_mass_kg", "reps", "provenance"}
+
+
+def test_saturated_counts_are_counted_and_flagged_from_the_counts_themselves():
+    from steplab.acquisition.rig import default_rig
+    from steplab.dsp import analyze_counts, nominal_calibration
+    from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
+
+    rig = default_rig()
+    counts = forces_to_counts(synthetic_step_down(rate_hz=1000.0), rig)
+    clean = analyze_counts(counts, 1000.0, nominal_calibration(rig), "step-down")
+    assert "saturated" not in clean.flags and clean.provenance["saturated_samples"] == 0
+    hit = counts.copy()
+    hit[4000:4007, 5] = 2**23 - 1  # a floor cell at full scale for 7 samples
+    hit[5000, 0] = -(2**23)
+    res = analyze_counts(hit, 1000.0, nominal_calibration(rig), "step-down")
+    assert res.provenance["saturated_samples"] == 8 and "saturated" in res.flags
