@@ -133,7 +133,6 @@ def min_sd_window(f, lo, hi, w):
         s2 += d * d
     best = lo
     best_var = s2 / w - (s1 / w) ** 2
-    best_s1 = s1
     for s in range(lo + 1, hi - w + 1):
         d_out = f[s - 1] - ref
         d_in = f[s + w - 1] - ref
@@ -143,7 +142,6 @@ def min_sd_window(f, lo, hi, w):
         if var < best_var:
             best_var = var
             best = s
-            best_s1 = s1
     # exact two-pass statistics of the chosen window
     mean = 0.0
     for i in range(best, best + w):
@@ -153,7 +151,6 @@ def min_sd_window(f, lo, hi, w):
     for i in range(best, best + w):
         ss += (f[i] - mean) ** 2
     sd = math.sqrt(ss / (w - 1)) if w > 1 else 0.0
-    _ = best_s1
     return best, mean, sd
 
 

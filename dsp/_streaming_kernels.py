@@ -201,39 +201,6 @@ def detect_block(total, floor, lo, hi, dt, min_stance_n, end_hold_n, contact_min
     return ne
 
 
-@njit(cache=True, nogil=True)
-def running_min_sd_window(f, lo, hi, w):
-    """Start, mean and SD (ddof = 1) of the w-sample window of smallest SD in [lo, hi); start -1 if too short."""
-    if hi - lo < w or w < 2:
-        return -1, math.nan, math.nan
-    ref = f[lo]
-    s1 = 0.0
-    s2 = 0.0
-    for i in range(lo, lo + w):
-        d = f[i] - ref
-        s1 += d
-        s2 += d * d
-    best = lo
-    best_var = s2 / w - (s1 / w) ** 2
-    for s in range(lo + 1, hi - w + 1):
-        d_out = f[s - 1] - ref
-        d_in = f[s + w - 1] - ref
-        s1 += d_in - d_out
-        s2 += d_in * d_in - d_out * d_out
-        var = s2 / w - (s1 / w) ** 2
-        if var < best_var:
-            best_var = var
-            best = s
-    mean = 0.0
-    for i in range(best, best + w):
-        mean += f[i]
-    mean /= w
-    ss = 0.0
-    for i in range(best, best + w):
-        ss += (f[i] - mean) ** 2
-    return best, mean, math.sqrt(ss / (w - 1))
-
-
 def new_state() -> tuple[np.ndarray, np.ndarray]:
     st_i = np.full(N_I, -1, dtype=np.int64)
     st_i[I_PHASE] = 0

@@ -40,6 +40,7 @@ import time
 import numpy as np
 from scipy import signal
 
+from steplab.dsp import _kernels as K
 from steplab.dsp import _streaming_kernels as SK
 from steplab.dsp.analysis import MIN_QUIET_FRACTION, analyze_forces
 from steplab.dsp.kinematics import G_M_S2
@@ -297,7 +298,7 @@ class StreamingAnalyzer:
         lo = self._first_loaded - self._offset
         if self._len < lo + self._search:
             return
-        s, mean, sd = SK.running_min_sd_window(self._total, lo, lo + self._search, self._w)
+        s, mean, sd = K.min_sd_window(self._total, lo, lo + self._search, self._w)
         bw = self.body_mass_kg * G_M_S2 if self.body_mass_kg is not None else float(mean)
         self.body_weight_n = bw
         self.sigma_q_n = float(sd)
