@@ -47,7 +47,7 @@ class SimDeviceEngine:
 
     def __init__(self, model: SimulatedRigModel, rig: Rig, *, rate_hz: float | None = None,
                  samples_per_frame: int | None = None, seed: int = 0, fault_rate: float = 0.0,
-                 calibration_hash: str | None = None):
+                 calibration_hash: str | None = None, time_scale: float = 1.0):
         self.model = model
         self.rig = rig
         self.rate_hz = float(rate_hz or rig.sample_rate_hz)
@@ -56,6 +56,9 @@ class SimDeviceEngine:
         self._rng = np.random.default_rng(seed)
         self.faults = FaultInjector(fault_rate, seed)
         self.calibration_hash = calibration_hash
+        if not (0.1 <= time_scale <= 100.0):
+            raise ValueError(f"time scale {time_scale:g} must be in 0.1..100")
+        self.time_scale = float(time_scale)  # > 1 fast-forwards the device (demos, unattended calibration)
         self._cmd_decoder = FrameDecoder()
         self._replies: list[bytes] = []
         self.streaming = True
@@ -94,7 +97,7 @@ class SimDeviceEngine:
         return {"firmware": FIRMWARE_VERSION, "serial": self.rig.serial, "channels": self.rig.channels,
                 "rate_hz": self.rate_hz, "samples_per_frame": self.samples_per_frame,
                 "rig": self.rig.to_dict(), "calibration_hash": self.calibration_hash,
-                "boot_id": self.boot_id, "simulated": True}
+                "boot_id": self.boot_id, "simulated": True, "time_scale": self.time_scale}
 
     def handle_input(self, data: bytes, now_s: float) -> None:
         """Bytes from the host: command frames are answered with reply frames."""
@@ -152,7 +155,7 @@ class SimDeviceEngine:
             out += r
         self._replies.clear()
         if self.streaming:
-            due = self._stream_origin_sample + int((now_s - self._stream_origin_s) * self.rate_hz)
+            due = self._stream_origin_sample + int((now_s - self._stream_origin_s) * self.rate_hz * self.time_scale)
             spf = self.samples_per_frame
             n_frames = (due - self.sample) // spf
             if n_frames > 0:

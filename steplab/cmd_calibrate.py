@@ -41,26 +41,64 @@ class DeviceCountsSource:
         self.channels = int(channels)
         self.max_idle_reads = int(max_idle_reads)
         self._pending = np.zeros((0, self.channels), dtype=np.int32)
+        self.replies: list[dict] = []
+        self._cmd_id = 1
 
-    def __call__(self, n: int) -> np.ndarray:
+    def command(self, cmd: str, **args) -> None:
+        """Send a command frame to the device (its reply arrives with later reads)."""
+        from steplab.acquisition import protocol
         from steplab.acquisition.device import DeviceError
 
+        self._cmd_id += 1
+        try:
+            self.device.write(protocol.encode_command(cmd, self._cmd_id, **args))
+        except DeviceError as exc:
+            raise UserError(f"device lost: {exc}") from None
+
+    def _read_once(self) -> bool:
+        """One read; True when samples arrived."""
+        from steplab.acquisition import protocol
+        from steplab.acquisition.device import DeviceError
+
+        try:
+            data = self.device.read()
+        except DeviceError as exc:
+            raise UserError(f"device lost: {exc}") from None
+        if not data:
+            return False
+        chunk = self.decoder.feed(data)
+        for msg in chunk.messages:
+            if msg.frame_type == protocol.FRAME_TYPE_REPLY:
+                self.replies.append(msg.payload)
+        if chunk.counts.shape[0] == 0:
+            return False
+        if chunk.counts.shape[1] != self.channels:
+            raise UserError(f"the device sends {chunk.counts.shape[1]} channels but the rig has {self.channels}")
+        self._pending = np.concatenate([self._pending, chunk.counts])
+        return True
+
+    def info(self, timeout_s: float = 3.0) -> dict | None:
+        """The device's answer to ``info`` (None if it does not answer within ``timeout_s``)."""
+        import time
+
+        self.command("info")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._read_once()
+            for r in self.replies:
+                if "rig" in r and "firmware" in r:
+                    return r
+        return None
+
+    def __call__(self, n: int) -> np.ndarray:
         idle = 0
         while self._pending.shape[0] < n:
-            try:
-                data = self.device.read()
-            except DeviceError as exc:
-                raise UserError(f"device lost: {exc}") from None
-            chunk = self.decoder.feed(data) if data else None
-            if chunk is None or chunk.counts.shape[0] == 0:
-                idle += 1
-                if idle > self.max_idle_reads:
-                    raise UserError("the device sends no data")
+            if self._read_once():
+                idle = 0
                 continue
-            idle = 0
-            if chunk.counts.shape[1] != self.channels:
-                raise UserError(f"the device sends {chunk.counts.shape[1]} channels but the rig has {self.channels}")
-            self._pending = np.concatenate([self._pending, chunk.counts])
+            idle += 1
+            if idle > self.max_idle_reads:
+                raise UserError("the device sends no data")
         out, self._pending = self._pending[:n], self._pending[n:]
         return out
 
@@ -70,6 +108,22 @@ class DeviceCountsSource:
 
     def close(self) -> None:
         self.device.close()
+
+
+class WireRobot:
+    """The simulated rig's robot driven over the wire (``place_mass``/``clear_masses`` commands)."""
+
+    def __init__(self, source: DeviceCountsSource) -> None:
+        self.source = source
+        self.placements = 0
+
+    def act(self, prompt) -> None:
+        self.source.command("clear_masses")
+        if prompt.kind == "load" and prompt.mass_kg > 0:
+            self.source.command("place_mass", plate=prompt.plate, x_mm=prompt.x_mm, y_mm=prompt.y_mm,
+                                mass_kg=prompt.mass_kg)
+            self.placements += 1
+        self.source.skip_pending()
 
 
 def register(subparsers) -> None:
@@ -83,11 +137,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("--device", required=True, help="'sim' (simulated rig) or a device address / pyserial URL")
     p.add_argument("--plate", help="plate name or role to calibrate (required unless --auto)")
-    p.add_argument("--auto", action="store_true", help="unattended run on the simulated rig (needs --device sim)")
+    p.add_argument("--auto", action="store_true",
+                   help="unattended run on a simulated rig: --device sim (in this process) or the port of "
+                        "'steplab simulate --pty' (its robot places the masses through the wire protocol)")
     p.add_argument("--rig", help="rig description file (default: the default smart step)")
     p.add_argument("--out", help="write the calibration record here (default: $STEPLAB_DATA_DIR/calibrations/)")
     p.add_argument("--operator", default=None, help="who calibrates (stored in the record)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated rig (sim only)")
+    p.add_argument("--warmup-s", type=float, default=None, metavar="S",
+                   help="seconds of warm-up watched before the tare (default 900: 15 min from power-up; "
+                        "less only if the rig has already been on that long)")
+    p.add_argument("--settle-timeout", type=float, default=None, metavar="S",
+                   help="seconds a load may take to become steady before the step stops (default 180)")
     p.add_argument("--json", action="store_true", help="print the verification summary as one JSON object")
     p.set_defaults(func=run)
 
@@ -121,8 +182,10 @@ def run(args: argparse.Namespace) -> int:
     rig = _load_rig(args.rig)
     if args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a directory; give a file name")
-    if args.auto:
+    if args.auto and args.device == "sim":
         return _run_auto(args, rig)
+    if args.auto:
+        return _run_interactive(args, rig, auto=True)
     if not args.plate:
         raise UserError("--plate NAME is required (or use --device sim --auto)")
     if args.device == "sim":
@@ -134,8 +197,6 @@ def _run_auto(args, rig) -> int:
     from steplab.calibration.report import format_report
     from steplab.calibration.robot import CalibrationAborted, run_auto_calibration
 
-    if args.device != "sim":
-        raise UserError("--auto needs --device sim: only the simulated rig has a robot to place the masses")
     plates = None
     if args.plate:
         try:
@@ -156,39 +217,82 @@ def _run_auto(args, rig) -> int:
     return 0
 
 
-def _run_interactive(args, rig) -> int:  # pragma: no cover - needs an operator at a rig
-    from steplab.calibration.procedure import CalibrationProcedure
+def _run_interactive(args, rig, auto: bool = False) -> int:
+    """The guided procedure on a rig over its port: prompts for an operator, or (``auto``) the
+    simulated rig's robot answering them through the wire protocol."""
+    from steplab.calibration.procedure import CalibrationProcedure, ProcedureSettings
     from steplab.calibration.records import make_record
     from steplab.calibration.report import format_report
-    from steplab.calibration.robot import CalibrationAborted, drive
+    from steplab.calibration.robot import CalibrationAborted
 
-    try:
-        proc = CalibrationProcedure(rig, args.plate)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
     source = DeviceCountsSource(args.device, rig.channels)
+    try:
+        robot = None
+        if auto:
+            info = source.info()
+            if not info or not info.get("simulated"):
+                raise UserError(f"--auto needs a simulated rig; {args.device} is not one (or does not answer 'info')")
+            robot = WireRobot(source)
+        names = [rig.plate(args.plate).name] if args.plate else list(rig.plate_names)
+        if not auto and len(names) != 1:
+            raise UserError("--plate NAME is required")
+        results = {}
+        for name in names:
+            proc = CalibrationProcedure(rig, name, settings=_settings(args, auto))
+            results[proc.geometry.name] = _drive_one(proc, source, robot, rig)
+    except (CalibrationAborted, ValueError) as exc:
+        raise UserError(f"calibration stopped: {exc}") from None
+    except EOFError:
+        raise UserError("calibration stopped: no operator input") from None
+    finally:
+        if robot is not None:
+            source.command("clear_masses")
+        source.close()
+    record = make_record(list(results.values()), rig, operator=args.operator or ("sim-robot" if auto else "operator"))
+    path = _save(record, args.out)
+    if args.json:
+        print(json.dumps(_summary(record, results)))
+    else:
+        for res in results.values():
+            print(format_report(res.report))
+    print(f"saved calibration {record.calibration_id} to {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _settings(args, auto: bool):
+    """Procedure settings: the robot's fast ones or the operator's defaults, with the options applied."""
+    import dataclasses
+
+    from steplab.calibration.procedure import ProcedureSettings
+
+    settings = ProcedureSettings.fast() if auto else ProcedureSettings()
+    changes = {}
+    if args.warmup_s is not None:
+        if not (0.0 <= args.warmup_s <= 7200.0):
+            raise UserError(f"--warmup-s {args.warmup_s:g} must be in 0..7200")
+        changes["warmup_s"] = max(args.warmup_s, 0.5)  # the channel health check needs a little data
+    if args.settle_timeout is not None:
+        if not (1.0 <= args.settle_timeout <= 3600.0):
+            raise UserError(f"--settle-timeout {args.settle_timeout:g} must be in 1..3600")
+        changes["settle_timeout_s"] = args.settle_timeout
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def _drive_one(proc, source, robot, rig):
+    from steplab.calibration.robot import drive
 
     def on_prompt(prompt) -> None:
+        if robot is not None:
+            robot.act(prompt)
+            return
         print(f"[{prompt.step_index + 1}/{prompt.n_steps}] {prompt.text}", flush=True)
         input("  press Enter when ready ")
         source.skip_pending()
 
     def on_stop(p) -> bool:
-        print(f"stopped: {p.message}", flush=True)
+        print(f"stopped: {p.message}", file=sys.stderr if robot is not None else sys.stdout, flush=True)
+        if robot is not None:
+            return False  # the robot cannot fix hardware
         return input("  fix it, then Enter to resume (q to quit) ").strip().lower() != "q"
 
-    try:
-        result = drive(proc, source, on_prompt=on_prompt, on_stop=on_stop, block_samples=max(int(rig.sample_rate_hz // 20), 1))
-    except CalibrationAborted as exc:
-        raise UserError(f"calibration stopped: {exc}") from None
-    except EOFError:
-        raise UserError("calibration stopped: no operator input") from None
-    finally:
-        source.close()
-    record = make_record([result], rig, operator=args.operator or "operator")
-    path = _save(record, args.out)
-    print(format_report(result.report))
-    if args.json:
-        print(json.dumps(_summary(record, {result.geometry.name: result})))
-    print(f"saved calibration {record.calibration_id} to {path}", file=sys.stderr if args.json else sys.stdout)
-    return 0
+    return drive(proc, source, on_prompt=on_prompt, on_stop=on_stop, block_samples=max(int(rig.sample_rate_hz // 20), 1))

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--unplug-for", type=float, default=2.0, metavar="S", help="how long the rig stays unplugged (default 2 s)")
     p.add_argument("--reset-after", type=float, default=None, metavar="S", help="reboot the device after S seconds")
     p.add_argument("--samples-per-frame", type=int, default=None, metavar="N", help="samples per data frame (default: 10 ms worth)")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+                   help="run the device X times faster than real time (0.1..100; demos and unattended calibration)")
     p.add_argument("--body-mass", type=float, default=70.0, metavar="KG", help="the virtual subject's body mass (default 70 kg)")
     p.add_argument("--involved", choices=("left", "right", "none"), default="left", help="the subject's involved (weaker) limb")
     p.add_argument("--asymmetry", type=float, default=0.15, help="how much weaker the involved limb is, 0..0.5 (default 0.15)")
@@ -63,6 +65,8 @@ def build_sim(args) -> tuple:
         raise UserError(f"--asymmetry {args.asymmetry:g} must be in 0..0.5")
     if args.samples_per_frame is not None and not (1 <= args.samples_per_frame <= 1000):
         raise UserError("--samples-per-frame must be in 1..1000")
+    if not (0.1 <= args.time_scale <= 100.0):
+        raise UserError(f"--time-scale {args.time_scale:g} must be in 0.1..100")
     try:
         subject = Subject(body_mass_kg=args.body_mass, involved_limb=None if args.involved == "none" else args.involved,
                           asymmetry=args.asymmetry)
@@ -70,7 +74,7 @@ def build_sim(args) -> tuple:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     engine = SimDeviceEngine(model, rig, rate_hz=rate, samples_per_frame=args.samples_per_frame,
-                             seed=args.seed, fault_rate=args.fault_rate)
+                             seed=args.seed, fault_rate=args.fault_rate, time_scale=args.time_scale)
     return rig, model, engine
 
 
@@ -78,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from steplab.acquisition.sim_device import run_pty_server
 
     _, _, engine = build_sim(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    def _terminate(*_):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         run_pty_server(engine, seconds=args.seconds, link=args.link, unplug_after_s=args.unplug_after,
                        unplug_for_s=args.unplug_for, reset_after_s=args.reset_after)
