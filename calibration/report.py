@@ -230,6 +230,24 @@ def build_plate_report(plate: str, full_scale_n: float, fit, fit_set: LoadSet, v
     )
 
 
+#: rig.md § Calibration, step 5: verification targets on masses and positions not used in the fit.
+VERIFY_FZ_MAX_PCT_FS = 0.5
+VERIFY_COP_RMS_MAX_MM = 2.0
+
+
+def verification_failures(report: PlateReport) -> list[str]:
+    """One line per verification target the plate misses (empty when it passes)."""
+    v = report.verification
+    out = []
+    if not (v.fz_error_pct_fs <= VERIFY_FZ_MAX_PCT_FS):
+        out.append(f"plate {report.plate}: Fz error {v.fz_error_pct_fs:.3f} % of full scale on the verification set "
+                   f"(target <= {VERIFY_FZ_MAX_PCT_FS} %)")
+    if not (v.cop_rms_mm <= VERIFY_COP_RMS_MAX_MM):
+        out.append(f"plate {report.plate}: COP RMS error {v.cop_rms_mm:.2f} mm on the verification set "
+                   f"(target <= {VERIFY_COP_RMS_MAX_MM} mm)")
+    return out
+
+
 def summary_dict(report: PlateReport) -> dict:
     """The five verification figures of ``steplab calibrate --json``."""
     v = report.verification

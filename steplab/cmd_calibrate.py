@@ -169,6 +169,18 @@ def _summary(record, results) -> dict:
             "plates": {name: summary_dict(res.report) for name, res in results.items()}}
 
 
+def _check_verification(results) -> None:
+    """Refuse to save a calibration that misses rig.md's verification targets: it would become active."""
+    from steplab.calibration.report import format_report, verification_failures
+
+    failures = [f for res in results.values() for f in verification_failures(res.report)]
+    if failures:
+        for res in results.values():
+            print(format_report(res.report), file=sys.stderr)
+        raise UserError("verification failed, calibration not saved: " + "; ".join(failures)
+                        + " (check the masses, their positions and that the plate moves freely, then recalibrate)")
+
+
 def _save(record, out) -> Path:
     from steplab.calibration.records import save_record
 
@@ -179,6 +191,8 @@ def _save(record, out) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (0 <= args.seed < 2**32):
+        raise UserError(f"--seed {args.seed} must be in 0..{2**32 - 1}")
     rig = _load_rig(args.rig)
     if args.out and Path(args.out).is_dir():
         raise UserError(f"--out {args.out} is a directory; give a file name")
@@ -207,6 +221,7 @@ def _run_auto(args, rig) -> int:
         auto = run_auto_calibration(rig=rig, seed=args.seed, plates=plates, operator=args.operator or "sim-robot")
     except CalibrationAborted as exc:
         raise UserError(f"calibration stopped: {exc}") from None
+    _check_verification(auto.results)
     path = _save(auto.record, args.out)
     if args.json:
         print(json.dumps(_summary(auto.record, auto.results)))
@@ -248,6 +263,7 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
         if robot is not None:
             source.command("clear_masses")
         source.close()
+    _check_verification(results)
     record = make_record(list(results.values()), rig, operator=args.operator or ("sim-robot" if auto else "operator"))
     path = _save(record, args.out)
     if args.json:

@@ -55,6 +55,8 @@ def build_sim(args) -> tuple:
     rate = args.rate if args.rate is not None else rig.sample_rate_hz
     if not (10.0 <= rate <= 8000.0):
         raise UserError(f"--rate {rate:g} Hz is outside 10..8000")
+    if not (0 <= args.seed < 2**32):
+        raise UserError(f"--seed {args.seed} must be in 0..{2**32 - 1}")
     if not (0.0 <= args.fault_rate < 0.5):
         raise UserError(f"--fault-rate {args.fault_rate:g} must be in [0, 0.5)")
     if args.seconds is not None and args.seconds <= 0:

@@ -82,7 +82,7 @@ def test_record_arrays_measure_fresh_loads_on_the_simulated_rig(auto_run):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["calibrate", "--device", "/dev/nonexistent-port", "--auto"], "--auto needs --device sim"),
+    (["calibrate", "--device", "/dev/nonexistent-port", "--auto"], "no such port"),
     (["calibrate", "--device", "sim"], "--plate NAME is required"),
     (["calibrate", "--device", "sim", "--plate", "box"], "calibrated with --auto"),
     (["calibrate", "--device", "sim", "--auto", "--plate", "roof"], "no plate named 'roof'"),
@@ -101,3 +101,38 @@ def test_cli_bad_rig_file(capsys, tmp_path):
     bad.write_text("{not json")
     assert main(["calibrate", "--device", "sim", "--auto", "--rig", str(bad)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_a_calibration_that_misses_the_verification_targets_is_not_saved(tmp_path, monkeypatch):
+    """Verification masses land 25 mm off (a shifted plate): the record must not become the active calibration."""
+    import steplab.calibration.robot as robot_mod
+    from steplab.calibration.report import verification_failures
+
+    model = robot_mod.make_sim_model(seed=0)
+    real_place = model.place_mass
+    verification_masses = None
+
+    def shifted(plate, x_mm, y_mm, mass_kg):
+        # masses that the fit never sees (the verification set) are put 25 mm to the right
+        if mass_kg in verification_masses:
+            x_mm += 25.0
+        return real_place(plate, x_mm, y_mm, mass_kg)
+
+    from steplab.calibration.geometry import plate_geometry
+    from steplab.calibration.procedure import CalibrationPlan
+    from steplab.acquisition.rig import default_rig
+
+    plan = CalibrationPlan.default(plate_geometry(default_rig(), "box"))
+    verification_masses = set(plan.verify_masses_kg) - set(plan.fit_masses_kg)
+    assert verification_masses
+    model.place_mass = shifted
+    auto = robot_mod.run_auto_calibration(model=model, plates=("box",))
+    failures = verification_failures(auto.results["box"].report)
+    assert any("COP RMS" in f for f in failures)
+    # and the command refuses to save such a record, with the reason
+    import steplab.cmd_calibrate as cmd
+
+    monkeypatch.setenv("STEPLAB_DATA_DIR", str(tmp_path))
+    with pytest.raises(cmd.UserError, match="verification failed, calibration not saved"):
+        cmd._check_verification(auto.results)
+    assert not (tmp_path / "calibrations").exists()
