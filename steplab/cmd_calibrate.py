@@ -283,6 +283,10 @@ def _settings(args, auto: bool):
 
     settings = ProcedureSettings.fast() if auto else ProcedureSettings()
     changes = {}
+    if auto:
+        # over a port the robot's command reaches the plate one link latency later (device and host
+        # buffers): give a load 30 s of samples to settle instead of the in-process robot's 5 s
+        changes["settle_timeout_s"] = 30.0
     if args.warmup_s is not None:
         if not (0.0 <= args.warmup_s <= 7200.0):
             raise UserError(f"--warmup-s {args.warmup_s:g} must be in 0..7200")
@@ -305,10 +309,13 @@ def _drive_one(proc, source, robot, rig):
         input("  press Enter when ready ")
         source.skip_pending()
 
+    resumes = [0]
+
     def on_stop(p) -> bool:
         print(f"stopped: {p.message}", file=sys.stderr if robot is not None else sys.stdout, flush=True)
         if robot is not None:
-            return False  # the robot cannot fix hardware
+            resumes[0] += 1
+            return resumes[0] <= 3  # the robot retries a step a few times; it cannot fix hardware
         return input("  fix it, then Enter to resume (q to quit) ").strip().lower() != "q"
 
     return drive(proc, source, on_prompt=on_prompt, on_stop=on_stop, block_samples=max(int(rig.sample_rate_hz // 20), 1))
