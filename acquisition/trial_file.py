@@ -132,6 +132,38 @@ def write_trial(path: str | Path, trial: Trial) -> Path:
     return path
 
 
+_META_TYPES = {"rig": dict, "quality": dict, "device": dict, "started_at": str, "calibration": (dict, type(None)),
+               "sample_rate_hz": (int, float), "journal": str}
+_QUALITY_COUNTERS = ("frames", "samples", "lost_samples", "crc_errors", "malformed", "oversize", "bytes_discarded",
+                     "duplicate_samples", "device_resets", "clipped_frames", "overrun_frames", "saturated_samples",
+                     "reconnects", "disconnects", "queue_dropped_samples", "stalls", "timeline_samples")
+
+
+def _validate_meta(meta: dict, path: Path) -> None:
+    """Types of the documented meta.json fields (rig_docs/trial_file.md); a wrong one is corruption."""
+    for key, kind in _META_TYPES.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise TrialFileError(f"trial file {path} is corrupt: meta.json field {key!r} has the wrong type")
+    if isinstance(meta.get("sample_rate_hz"), bool):
+        raise TrialFileError(f"trial file {path} is corrupt: meta.json field 'sample_rate_hz' has the wrong type")
+    quality = meta.get("quality") or {}
+    for key in _QUALITY_COUNTERS:
+        v = quality.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise TrialFileError(f"trial file {path} is corrupt: quality.{key} is not a non-negative integer")
+    gaps = quality.get("gaps", [])
+    if not isinstance(gaps, list) or not all(isinstance(g, dict) and isinstance(g.get("at_sample"), int)
+                                             and isinstance(g.get("length"), int) for g in gaps):
+        raise TrialFileError(f"trial file {path} is corrupt: quality.gaps is malformed")
+    if "started_at" in meta:
+        import datetime as _dt
+
+        try:
+            _dt.datetime.fromisoformat(meta["started_at"])
+        except ValueError:
+            raise TrialFileError(f"trial file {path} is corrupt: started_at is not an ISO 8601 time") from None
+
+
 def read_trial(path: str | Path) -> Trial:
     """Read a trial file; raises TrialFileError with a one-line reason when it cannot."""
     path = Path(path)
@@ -152,6 +184,9 @@ def read_trial(path: str | Path) -> Trial:
             index = np.lib.format.read_array(io.BytesIO(zf.read("sample_index.npy")), allow_pickle=False)
         except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
             raise TrialFileError(f"trial file {path} is corrupt ({exc})") from None
+    if not isinstance(meta, dict):
+        raise TrialFileError(f"{path} is not a steplab trial file (meta.json is not a JSON object)")
+    _validate_meta(meta, path)
     if meta.get("format") != TRIAL_FORMAT:
         raise TrialFileError(f"{path} is not a steplab trial file (format {meta.get('format')!r})")
     if meta.get("format_version") != TRIAL_FORMAT_VERSION:

@@ -215,3 +215,61 @@ def plate_frame_from_corners(corners_mm: np.ndarray) -> np.ndarray:
     if np.any(norms == 0):
         raise ValueError("plate corners are degenerate (zero-length axis)")
     return np.column_stack([ax / norms[0], ay / norms[1], az / norms[2]])
+
+
+def merge_plates(arrays, rig: Rig, parts: tuple[str, ...] = ("box_left", "box_right"), into: str = "box"):
+    """One plate ``into`` from plates ``parts`` (a split box top), in calibration space.
+
+    The merged plate's slots are the parts' slots; its Fz row is theirs, and its
+    moments are taken about the parts' common centre: Mx' = Mx + dy·Fz,
+    My' = My − dx·Fz, with (dx, dy) the part's centre relative to the merged
+    centre [m].  Exact for the linear and the quadratic terms.  Returns the
+    arrays unchanged when a part is missing.
+    """
+    from steplab.dsp.calibration_arrays import CalibrationArrays
+
+    roles = list(arrays.plate_roles)
+    if not all(p in roles for p in parts) or into in roles:
+        return arrays
+    idx = [roles.index(p) for p in parts]
+    centres = np.array([rig.plate(p).centre_mm[:2] for p in parts], dtype=np.float64) / 1000.0
+    centre = centres.mean(axis=0)
+    slots_ci, slots_off, slots_lin, slots_quad = [], [], [], []
+    for i, (dx, dy) in zip(idx, centres - centre):
+        used = arrays.channel_index[i] >= 0
+        lin = arrays.linear[i][:, used].copy()
+        quad = arrays.quadratic[i][:, used].copy()
+        for m in (lin, quad):
+            m[1] += dy * m[0]
+            m[2] -= dx * m[0]
+        slots_ci.append(arrays.channel_index[i][used])
+        slots_off.append(arrays.offsets_counts[i][used])
+        slots_lin.append(lin)
+        slots_quad.append(quad)
+    ci = np.concatenate(slots_ci)
+    keep = [k for k in range(len(roles)) if k not in idx]
+    k_max = max(ci.size, arrays.channel_index.shape[1])
+    n_p = len(keep) + 1
+
+    def pad(a, width, fill):
+        out = np.full(a.shape[:-1] + (width,), fill, dtype=a.dtype)
+        out[..., : a.shape[-1]] = a
+        return out
+
+    new_ci = np.full((n_p, k_max), -1, dtype=np.int64)
+    new_off = np.zeros((n_p, k_max))
+    new_lin = np.zeros((n_p, 3, k_max))
+    new_quad = np.zeros((n_p, 3, k_max))
+    new_ci[0] = pad(ci, k_max, -1)
+    new_off[0] = pad(np.concatenate(slots_off), k_max, 0.0)
+    new_lin[0] = pad(np.concatenate(slots_lin, axis=1), k_max, 0.0)
+    new_quad[0] = pad(np.concatenate(slots_quad, axis=1), k_max, 0.0)
+    for row, k in enumerate(keep, start=1):
+        width = arrays.channel_index.shape[1]
+        new_ci[row, :width] = arrays.channel_index[k]
+        new_off[row, :width] = arrays.offsets_counts[k]
+        new_lin[row, :, :width] = arrays.linear[k]
+        new_quad[row, :, :width] = arrays.quadratic[k]
+    # the same calibration, laid out differently: it keeps its id and hash
+    return CalibrationArrays((into, *[roles[k] for k in keep]), new_ci, new_off, new_lin, new_quad,
+                             calibration_id=arrays.calibration_id, calibration_hash=arrays.calibration_hash)

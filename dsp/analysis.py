@@ -29,6 +29,10 @@ MIN_QUIET_FRACTION = 0.5
 #: σq above this multiple of the unsteady limit means there is no quiet stance at all
 NO_QUIET_SD_FACTOR = 3.0
 _EVENT_CAP = 4096
+#: decision 0003: the visit's body mass disagrees with the plates when |m·g − measured quiet force|
+#: exceeds max(BODY_MASS_MISMATCH_FRACTION·m·g, BODY_MASS_MISMATCH_MIN_N) → flag ``body_mass_mismatch``
+BODY_MASS_MISMATCH_FRACTION = 0.02
+BODY_MASS_MISMATCH_MIN_N = 10.0
 
 REQUIRED_ROLES = {
     "step-down": (("box",), ("floor_left", "floor_right")),
@@ -62,8 +66,9 @@ class Trial:
     my: dict[str, np.ndarray | None]
     total: np.ndarray                  # unfiltered F, N
     n: int
-    bw_n: float = math.nan
+    bw_n: float = math.nan             # BW of the metrics: the visit's m·g when given, else weighed
     mass_kg: float = math.nan
+    level_n: float = math.nan          # measured quiet force: centre of every quiet-band search, v baseline
     sd_q_n: float = math.nan
     thr_n: float = math.nan            # onset threshold max(5σq, 2.5 % BW)
     quiet_start: int | None = None     # weighing window [quiet_start, quiet_end)
@@ -323,6 +328,9 @@ def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenan
     else:
         from steplab.dsp.metrics_balance import analyze_balance as fn
     reps = fn(trial, lead=lead, body_mass_kg=body_mass_kg, flags=flags)
+    if not reps and "no_reps" not in flags:
+        # decision 0003: a trial that yields no rep says so at trial level
+        flags.append("no_reps")
 
     all_flags = list(dict.fromkeys(flags + [f for r in reps for f in r.flags]))
     prov = {
@@ -337,6 +345,7 @@ def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenan
         "body_weight_source": "body_mass_kg" if body_mass_kg is not None else "weighing",
         "quiet_window_s": None if trial.quiet_start is None else [trial.quiet_start / rate, trial.quiet_end / rate],
         "weighing_sd_n": trial.sd_q_n if math.isfinite(trial.sd_q_n) else None,
+        "measured_quiet_force_n": trial.level_n if math.isfinite(trial.level_n) else None,
         "calibration_id": None,
         "calibration_hash": None,
     }
@@ -352,32 +361,59 @@ def unsteady_limit_n(trial: Trial) -> float:
     return max(p.unsteady_sd_n, p.unsteady_bw_fraction * trial.bw_n)
 
 
-def weigh(trial: Trial, lo: int, hi: int, body_mass_kg: float | None, flags: list[str]) -> bool:
-    """metrics.md § Weighing: the quiet_window_s window of smallest SD of F inside [lo, hi).
+def quiet_window(trial: Trial, lo: int, hi: int, body_mass_kg: float | None) -> tuple[int, float, float, bool]:
+    """The quiet_window_s window of smallest SD of F inside [lo, hi): (start, mean, σ, is stance).
 
-    Sets BW, m, σq, the onset threshold and the quiet window; returns False (and
-    flags ``no_quiet_stance``) when there is no quiet stance to weigh on.
+    "Is stance" (decision 0003): the window exists, its mean is ≥ contact_threshold_n and
+    σ ≤ NO_QUIET_SD_FACTOR × max(10 N, 2 % BW) (BW = m·g when the body mass is given).
     """
     p = trial.params
     w = trial.window_n(p.quiet_window_s)
     s, mean, sd = K.min_sd_window(trial.total, lo, hi, w)
+    if s < 0:
+        return -1, math.nan, math.nan, False
+    bw = body_mass_kg * G_M_S2 if body_mass_kg is not None else mean
+    limit = max(p.unsteady_sd_n, p.unsteady_bw_fraction * bw)
+    ok = bool(mean >= p.contact_threshold_n) and not (sd > NO_QUIET_SD_FACTOR * limit)
+    return int(s), float(mean), float(sd), ok
+
+
+def weigh(trial: Trial, lo: int, hi: int, body_mass_kg: float | None, flags: list[str]) -> bool:
+    """metrics.md § Weighing: the quiet_window_s window of smallest SD of F inside [lo, hi).
+
+    Sets BW, m, σq, the measured quiet force level, the onset threshold and the quiet
+    window; returns False (and flags ``no_quiet_stance``) when there is no quiet stance.
+    """
+    s, mean, sd, ok = quiet_window(trial, lo, hi, body_mass_kg)
+    return set_weighing(trial, s, mean, sd, ok, body_mass_kg, flags)
+
+
+def set_weighing(trial: Trial, s: int, mean: float, sd: float, ok: bool, body_mass_kg: float | None,
+                 flags: list[str]) -> bool:
+    """Apply a weighing window found by :func:`quiet_window` (see :func:`weigh`)."""
+    p = trial.params
     if body_mass_kg is not None:
         trial.mass_kg = body_mass_kg
         trial.bw_n = body_mass_kg * G_M_S2
-    if s < 0:
-        flags.append("no_quiet_stance")
-        return False
-    # decision 0003: with no usable weighing (and no body mass) BW stays NaN (null in JSON),
-    # never the mean of a window that is not quiet stance (e.g. an unloaded plate)
-    limit = max(p.unsteady_sd_n, p.unsteady_bw_fraction * (trial.bw_n if body_mass_kg is not None else mean))
-    if not (mean >= p.contact_threshold_n) or sd > NO_QUIET_SD_FACTOR * limit:
-        trial.sd_q_n = sd
+    if not ok:
+        # decision 0003: with no usable weighing (and no body mass) BW stays NaN (null in JSON),
+        # never the mean of a window that is not quiet stance (e.g. an unloaded plate)
+        if s >= 0:
+            trial.sd_q_n = sd
         flags.append("no_quiet_stance")
         return False
     if body_mass_kg is None:
         trial.bw_n = mean
         trial.mass_kg = mean / G_M_S2
+    # decision 0003: every quiet-band search is centred on the measured quiet force and v is
+    # integrated about it (F = m·g in stance by definition); the visit's body mass gives BW and
+    # m of the metrics.  A mass that disagrees with the plates is flagged, never silently used.
+    trial.level_n = mean
+    if body_mass_kg is not None and abs(trial.bw_n - mean) > max(BODY_MASS_MISMATCH_FRACTION * trial.bw_n,
+                                                                 BODY_MASS_MISMATCH_MIN_N):
+        flags.append("body_mass_mismatch")
     trial.sd_q_n = sd
+    w = trial.window_n(p.quiet_window_s)
     trial.quiet_start = int(s)
     trial.quiet_end = int(s + w)
     # metrics.md § Weighing: σq > max(10 N, 2 % BW) → unsteady_weighing
@@ -414,7 +450,7 @@ def rep_quiet_window(trial: Trial, lo: int, hi: int) -> tuple[int, int] | None:
     min_len = max(2, int(round(MIN_QUIET_FRACTION * w)))
     starts = np.empty(_EVENT_CAP, dtype=np.int64)
     ends = np.empty(_EVENT_CAP, dtype=np.int64)
-    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, min_len, starts, ends)
+    k = K.band_runs(trial.total, lo, hi, trial.level_n, trial.thr_n, min_len, starts, ends)
     if k == 0:
         return None
     rs, re = int(starts[k - 1]), int(ends[k - 1])
@@ -427,7 +463,7 @@ def onset_time(trial: Trial, q_end: int, hi: int, v_lo: int) -> tuple[float | No
     """metrics.md § Movement onset: detection where |F − BW| > thr after the quiet window,
     then back to the last time |v| ≤ onset_speed_m_s.  Returns (t_onset_s, detection index)."""
     p = trial.params
-    d = K.first_outside(trial.total, q_end, hi, trial.bw_n, trial.thr_n)
+    d = K.first_outside(trial.total, q_end, hi, trial.level_n, trial.thr_n)
     if d < 0:
         d = hi - 1
     j = last_at_or_below_abs(trial.v, v_lo, d + 1, p.onset_speed_m_s)
@@ -436,8 +472,8 @@ def onset_time(trial: Trial, q_end: int, hi: int, v_lo: int) -> tuple[float | No
     if j >= d:
         # still slower than onset_speed_m_s at detection: onset is the detection crossing itself
         if d >= 1:
-            a = abs(float(trial.total[d - 1]) - trial.bw_n)
-            b = abs(float(trial.total[d]) - trial.bw_n)
+            a = abs(float(trial.total[d - 1]) - trial.level_n)
+            b = abs(float(trial.total[d]) - trial.level_n)
             frac = 1.0 if b == a else min(1.0, max(0.0, (trial.thr_n - a) / (b - a)))
             return (d - 1 + frac) / trial.rate_hz, int(d)
         return d / trial.rate_hz, int(d)
@@ -505,14 +541,14 @@ def back_to_quiet_s(trial: Trial, lo: int, hi: int) -> float | None:
     w = trial.window_n(trial.params.quiet_window_s)
     starts = np.empty(1, dtype=np.int64)
     ends = np.empty(1, dtype=np.int64)
-    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, w, starts, ends)
+    k = K.band_runs(trial.total, lo, hi, trial.level_n, trial.thr_n, w, starts, ends)
     if k == 0:
         return None
     s = int(starts[0])
     if s <= lo or s == 0:
         return lo / trial.rate_hz
-    a = abs(float(trial.total[s - 1]) - trial.bw_n)
-    b = abs(float(trial.total[s]) - trial.bw_n)
+    a = abs(float(trial.total[s - 1]) - trial.level_n)
+    b = abs(float(trial.total[s]) - trial.level_n)
     frac = 1.0 if a == b else min(1.0, max(0.0, (a - trial.thr_n) / (a - b)))
     return (s - 1 + frac) / trial.rate_hz
 
@@ -523,7 +559,7 @@ def drift_after(trial: Trial, lo: int, hi: int) -> float | None:
     w = trial.window_n(p.quiet_window_s)
     starts = np.empty(_EVENT_CAP, dtype=np.int64)
     ends = np.empty(_EVENT_CAP, dtype=np.int64)
-    k = K.band_runs(trial.total, lo, hi, trial.bw_n, trial.thr_n, w, starts, ends)
+    k = K.band_runs(trial.total, lo, hi, trial.level_n, trial.thr_n, w, starts, ends)
     if k == 0:
         return None
     re = int(ends[0])

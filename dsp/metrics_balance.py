@@ -137,49 +137,100 @@ def analyze_balance(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepRes
     return [RepResult(lead=lead, t_onset_s=None, t_contact_s=None, metrics=metrics, flags=rep_flags)]
 
 
-def _bursts(trial: A.Trial, lo: int, gap_n: int) -> list[tuple[int, int]]:
-    """Movement bursts after lo: runs of |F − BW| > thr joined across in-band gaps < gap_n."""
-    out_band = np.abs(trial.total[lo:] - trial.bw_n) > trial.thr_n
-    idx = np.flatnonzero(out_band)
-    if idx.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) > gap_n)
-    starts = np.concatenate(([idx[0]], idx[breaks + 1])) + lo
-    ends = np.concatenate((idx[breaks], [idx[-1]])) + lo + 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends)]
+#: decision 0003: a squat rep ends at a quiet stance: an in-band stretch (|F − level| ≤ thr) of at least
+#: quiet_window_s in which |v| ≤ SQUAT_QUIET_SPEED_FACTOR × onset_speed_m_s and the centre of mass is back
+#: within max(SQUAT_RETURN_FRACTION × the rep's depth so far, SQUAT_RETURN_MIN_M) of its starting height
+#: (a hold at the bottom is in band with v ≈ 0 but not back up; the middle of a slow descent is in band
+#: but not slow).  A stretch that runs into the end of the recording needs MIN_QUIET_FRACTION of a window.
+SQUAT_QUIET_SPEED_FACTOR = 5.0
+SQUAT_RETURN_FRACTION = 0.5
+SQUAT_RETURN_MIN_M = 0.02
+
+
+def _first_true_run(mask: np.ndarray, min_len: int) -> int:
+    """Index of the first run of True of at least min_len samples in mask, or -1."""
+    if min_len < 1 or mask.shape[0] < min_len:
+        return -1
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    starts, ends = edges[0::2], edges[1::2]
+    hit = np.flatnonzero(ends - starts >= min_len)
+    return int(starts[hit[0]]) if hit.size else -1
+
+
+def _closing_stance(trial: A.Trial, qs: int, d: int, z: np.ndarray) -> tuple[int, int, int] | None:
+    """The quiet stance that ends the squat detected at d (decision 0003): (run start, stance start, run end).
+
+    ``z`` is the centre-of-mass displacement from sample qs (z[i − qs], m); trial.v holds v from qs.
+    """
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    w_end = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
+    v_quiet = SQUAT_QUIET_SPEED_FACTOR * p.onset_speed_m_s
+    starts = np.empty(A._EVENT_CAP, dtype=np.int64)
+    ends = np.empty(A._EVENT_CAP, dtype=np.int64)
+    k = A.K.band_runs(trial.total, d, trial.n, trial.level_n, trial.thr_n, w_end, starts, ends)
+    depth = 0.0
+    prev = d
+    for i in range(k):
+        rs, re = int(starts[i]), int(ends[i])
+        need = w if re < trial.n else w_end
+        if rs > prev:
+            depth = max(depth, float(np.max(np.abs(z[prev - qs:rs - qs]))))
+        prev = max(prev, rs)
+        if re - rs < need:
+            continue
+        lim = max(SQUAT_RETURN_FRACTION * depth, SQUAT_RETURN_MIN_M)
+        ok = (np.abs(trial.v[rs:re]) <= v_quiet) & (np.abs(z[rs - qs:re - qs]) <= lim)
+        j = _first_true_run(ok, need)
+        if j >= 0:
+            return rs, rs + j, re
+        depth = max(depth, float(np.max(np.abs(z[rs - qs:re - qs]))))
+        prev = re
+    return None
 
 
 def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
-    """metrics.md § Bilateral squat: left share of the floor load over each squat rep."""
+    """metrics.md § Bilateral squat: left share of the floor load over each squat rep.
+
+    A rep runs from quiet stance to quiet stance (decision 0003): it starts at the onset
+    after its quiet window and ends where |F − level| re-enters the onset band for the
+    closing quiet stance (see ``_closing_stance``); in-band pauses inside the movement
+    (a hold at the bottom, the middle of a slow descent) are not rep boundaries.
+    Descent is v < −onset_speed_m_s, ascent v > onset_speed_m_s; samples in the dead
+    band |v| ≤ onset_speed_m_s (standing, the turn, a hold) belong to neither.
+    """
     p = trial.params
     if not A.weigh_standing_start(trial, body_mass_kg, flags):
         return [RepResult(None, None, None, dict.fromkeys(SQUAT_METRICS), ["no_quiet_stance"])]
     w = trial.window_n(p.quiet_window_s)
-    gap_n = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
-    bursts = _bursts(trial, trial.quiet_end, gap_n)
+    search = trial.window_n(p.quiet_search_s)
     left = trial.fz["floor_left"]
     right = trial.fz["floor_right"]
+    v = trial.v
+    v_dead = p.onset_speed_m_s
     reps = []
-    prev_end = trial.quiet_end
-    for k, (bs, be) in enumerate(bursts):
-        hi = bursts[k + 1][0] if k + 1 < len(bursts) else trial.n
-        if k == 0:
-            q = (trial.quiet_start, trial.quiet_end)
-        else:
-            q = A.rep_quiet_window(trial, prev_end, bs)
-        prev_end = be
-        if q is None:
-            reps.append(RepResult(None, None, None, dict.fromkeys(SQUAT_METRICS), ["no_quiet_stance"]))
-            continue
-        qs, qe = q
-        A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
-        t_on, _ = A.onset_time(trial, qe, bs + 1, qs)
-        v = trial.v
-        # decision 0003: the movement ends where |F − BW| re-enters the onset band after the burst
-        # (the crossing between its last out-of-band sample be − 1 and be), not at |v| ≤ onset speed:
-        # the integration drift of v can keep |v| above the onset speed through the following stance.
-        i_on = int(math.ceil(t_on * trial.rate_hz - 1e-9)) if t_on is not None else bs
-        sl = slice(i_on, min(be, trial.n))
+    qs, qe = trial.quiet_start, trial.quiet_end
+    while True:
+        d = A.K.first_outside(trial.total, qe, trial.n, trial.level_n, trial.thr_n)
+        if d < 0:
+            break
+        # metrics.md § kinematics: v from the rep's quiet window (v = 0 there), z its integral
+        A.K.integrate_velocity(trial.total, qs, trial.n, trial.level_n, trial.mass_kg, trial.dt, v)
+        z = np.empty(trial.n - qs)
+        z[0] = 0.0
+        np.cumsum((v[qs + 1:] + v[qs:-1]) * (0.5 * trial.dt), out=z[1:])
+        t_on, _ = A.onset_time(trial, qe, d + 1, qs)
+        i_on = int(math.ceil(t_on * trial.rate_hz - 1e-9)) if t_on is not None else d
+        closing = _closing_stance(trial, qs, d, z)
+        if closing is None:
+            # decision 0003: the recording ends during the movement: the rep is cut
+            reps.append(RepResult(None, t_on, None, dict.fromkeys(SQUAT_METRICS), ["truncated"]))
+            break
+        rs, j, re = closing
+        # decision 0003: the movement ends where |F − level| re-enters the onset band for the closing
+        # stance (sample rs), not at |v| ≤ onset speed: the integration drift of v can keep |v| above
+        # the onset speed through the following stance.
+        sl = slice(i_on, rs)
         tot = left[sl] + right[sl]
         ok = tot >= p.cop_min_force_n
         share = np.full(tot.shape, np.nan)
@@ -188,10 +239,16 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         m = {}
         # metrics.md § Squat: left_share_pct = Fz_left / (Fz_left + Fz_right) × 100, mean over the movement
         m["left_share_pct"] = float(np.mean(share[ok])) if ok.any() else None
-        dsc = ok & (vv < 0)
-        asc = ok & (vv > 0)
-        # metrics.md § Squat: separated by the sign of v (descent v < 0, ascent v > 0)
+        # metrics.md § Squat: separated by the sign of v; decision 0003: |v| ≤ onset_speed_m_s is neither
+        dsc = ok & (vv < -v_dead)
+        asc = ok & (vv > v_dead)
         m["left_share_descent_pct"] = float(np.mean(share[dsc])) if dsc.any() else None
         m["left_share_ascent_pct"] = float(np.mean(share[asc])) if asc.any() else None
         reps.append(RepResult(None, t_on, None, m, []))
+        if re >= trial.n:
+            break
+        # the next rep integrates from the quietest window in the last quiet_search_s of this stance
+        ww = min(w, re - j)
+        s0, _, _ = A.K.min_sd_window(trial.total, max(j, re - search), re, ww)
+        qs, qe = int(s0), int(s0 + ww)
     return reps

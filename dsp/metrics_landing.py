@@ -17,8 +17,12 @@ DROP_METRICS = tuple(f"{m}_{s}" for m in PLATE_LANDING_METRICS for s in ("left",
     f"{m}_symmetry_index_pct" for m in PLATE_LANDING_METRICS)
 
 
-def arrest_time(trial: A.Trial, t_contact_s: float, i_contact: int, flags: list[str]) -> float:
-    """metrics.md § Step-down: t_arrest = first time after contact with v ≥ 0, else contact + timeout."""
+def arrest_time(trial: A.Trial, t_contact_s: float, i_contact: int, flags: list[str]) -> float | None:
+    """metrics.md § Step-down: t_arrest = first time after contact with v ≥ 0, else contact + timeout.
+
+    Decision 0003: when the recording ends before the descent is arrested and before
+    contact + arrest_timeout_s, the landing phase is cut: flag ``truncated``, return None.
+    """
     p = trial.params
     v = trial.v
     timeout_n = trial.window_n(p.arrest_timeout_s)
@@ -34,8 +38,11 @@ def arrest_time(trial: A.Trial, t_contact_s: float, i_contact: int, flags: list[
         t = max(t, t_contact_s)
         if t <= t_limit:
             return t
+    if t_limit > (trial.n - 1) / trial.rate_hz + 1e-12:
+        flags.append("truncated")
+        return None
     flags.append("descent_not_arrested")
-    return min(t_limit, (trial.n - 1) / trial.rate_hz)
+    return t_limit
 
 
 def sample_span(t0_s: float, t1_s: float, rate_hz: float, n: int) -> tuple[int, int]:
@@ -47,10 +54,21 @@ def sample_span(t0_s: float, t1_s: float, rate_hz: float, n: int) -> tuple[int, 
     return i0, i1
 
 
-def plate_landing_metrics(trial: A.Trial, role: str, t_contact_s: float, t_arrest_s: float) -> dict:
-    """metrics.md § Step-down (lead limb): peak, time to peak, rates and 100 ms impulse of one plate."""
+def plate_landing_metrics(trial: A.Trial, role: str, t_contact_s: float, t_arrest_s: float | None) -> dict:
+    """metrics.md § Step-down (lead limb): peak, time to peak, rates and 100 ms impulse of one plate.
+
+    ``t_arrest_s`` None (a landing phase cut by the end of the recording, decision 0003):
+    only the 100 ms impulse (when the recording holds it); the peak and rates are None.
+    """
     r = trial.rate_hz
     bw = trial.bw_n
+    if t_arrest_s is None:
+        m = dict.fromkeys(PLATE_LANDING_METRICS)
+        if t_contact_s + 0.1 <= (trial.n - 1) / r + 1e-12:
+            i0 = int(math.ceil(t_contact_s * r - 1e-9))
+            fz_f = trial.filtered(role, i0 - 2, int(math.ceil((t_contact_s + 0.1) * r)) + 3)
+            m["impulse_100ms_bw_s"] = integral_between(fz_f, t_contact_s, t_contact_s + 0.1, r) / bw
+        return m
     i0, i1 = sample_span(t_contact_s, t_arrest_s, r, trial.n)
     # the filtered plate force over the landing phase and the 100 ms impulse window (+ neighbours)
     fz_f = trial.filtered(role, i0 - 2, max(i1, int(math.ceil((t_contact_s + 0.1) * r))) + 3)
@@ -99,7 +117,7 @@ def stabilization_time(trial: A.Trial, t_contact_s: float, hi: int, flags: list[
     step = max(3 * hold, trial.window_n(2.0), trial.window_n(p.arrest_timeout_s) + 2)
     end = min(hi, i0 + step)
     while True:
-        dev = np.abs(trial.filtered("total", i0, end)[i0:end] - trial.bw_n)
+        dev = np.abs(trial.filtered("total", i0, end)[i0:end] - trial.level_n)
         m = dev.shape[0]
         bad = np.flatnonzero(dev > band)
         # candidate starts of in-band runs: the contact sample and each sample after an out-of-band one
@@ -125,18 +143,42 @@ def stabilization_time(trial: A.Trial, t_contact_s: float, hi: int, flags: list[
     return None
 
 
+def weigh_drop_landing(trial: A.Trial, landings: list[tuple[int, int, bool]], body_mass_kg: float | None,
+                       flags: list[str]) -> bool:
+    """metrics.md § Weighing for drop landings: the final quiet stance (the last quiet_window_s).
+
+    Decision 0003: if the recording does not end in quiet stance (the subject steps off, or
+    it stops during a landing), the quiet stance after the latest landing that has one is
+    used instead (the quietest window within that landing's floor contact).  The first
+    candidate whose σ is within the unsteady limit wins; else the first stance at all
+    (flagged ``unsteady_weighing``).  This gives the measured quiet force level that every
+    segmentation search uses even when the visit's body mass is given.
+    """
+    p = trial.params
+    w = trial.window_n(p.quiet_window_s)
+    regions = [(max(0, trial.n - w), trial.n)] + [(on, off) for on, off, _ in reversed(landings)]
+    first_ok = None
+    for lo, hi in regions:
+        s, mean, sd, ok = A.quiet_window(trial, lo, hi, body_mass_kg)
+        if not ok:
+            continue
+        bw = body_mass_kg * A.G_M_S2 if body_mass_kg is not None else mean
+        if sd <= max(p.unsteady_sd_n, p.unsteady_bw_fraction * bw):
+            return A.set_weighing(trial, s, mean, sd, True, body_mass_kg, flags)
+        if first_ok is None:
+            first_ok = (s, mean, sd)
+    if first_ok is not None:
+        return A.set_weighing(trial, *first_ok, True, body_mass_kg, flags)
+    return A.set_weighing(trial, -1, math.nan, math.nan, False, body_mass_kg, flags)
+
+
 def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
     """metrics.md § Drop landing: one rep per landing, v integrated backwards from the quiet stance after it."""
     p = trial.params
     r = trial.rate_hz
-    w = trial.window_n(p.quiet_window_s)
     floors = [f for f in ("floor_left", "floor_right") if f in trial.fz]
-    # weigh on the final quiet stance (the last quiet_window_s) or the visit's body mass
-    ok = A.weigh(trial, max(0, trial.n - w), trial.n, body_mass_kg, flags) if trial.n >= w else \
-        A.weigh(trial, 0, trial.n, body_mass_kg, flags)
-    if not ok:
-        return [RepResult(None, None, None, dict.fromkeys(DROP_METRICS), ["no_quiet_stance"])]
     landings = _landings_after_flight(trial, [run for run in A.floor_contact_events(trial, floors) if run[0] > 0])
+    ok = weigh_drop_landing(trial, landings, body_mass_kg, flags)
     reps = []
     for k, (on, off, bounced) in enumerate(landings):
         rep_flags = ["bounce"] if bounced else []
@@ -150,13 +192,16 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
         t_c = contacts[first]
         i_c = int(math.ceil(t_c * r - 1e-9))
         # the quiet stance after the landing: after a drop jump it follows the next landing
-        q = _quiet_after(trial, i_c, trial.n)
+        q = _quiet_after(trial, i_c, trial.n) if ok else None
         if q is None:
-            reps.append(RepResult(rep_lead, None, t_c, dict.fromkeys(DROP_METRICS), rep_flags + ["no_quiet_stance"]))
+            rep_flags.append("no_quiet_stance")
+            if t_c + p.arrest_timeout_s > (trial.n - 1) / r + 1e-12:
+                rep_flags.append("truncated")  # decision 0003: the recording ends within the landing
+            reps.append(RepResult(rep_lead, None, t_c, dict.fromkeys(DROP_METRICS), rep_flags))
             continue
         qs, qe = q
-        # metrics.md § kinematics: drop landings integrate backwards from the final quiet stance (v = 0)
-        A.K.integrate_velocity_backward(trial.total, lo, qe, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        # metrics.md § kinematics: drop landings integrate backwards from the quiet stance after them (v = 0)
+        A.K.integrate_velocity_backward(trial.total, lo, qe, trial.level_n, trial.mass_kg, trial.dt, trial.v)
         j = np.flatnonzero(np.abs(trial.v[lo:i_c]) <= p.onset_speed_m_s)
         t_on = (lo + int(j[-1])) / r if j.size else None
         t_arr = arrest_time(trial, t_c, i_c, rep_flags)
@@ -164,14 +209,16 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
         for f in floors:
             side = f.split("_", 1)[1]
             if f in contacts:
-                pm = plate_landing_metrics(trial, f, contacts[f], max(t_arr, contacts[f]))
+                pm = plate_landing_metrics(trial, f, contacts[f], None if t_arr is None else max(t_arr, contacts[f]))
                 for name, val in pm.items():
                     m[f"{name}_{side}"] = val
         m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
-        i0, i1 = sample_span(t_c, t_arr, r, trial.n)
-        # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW)/m
-        m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
-        m["landing_phase_duration_s"] = t_arr - t_c
+        if t_arr is not None:
+            i0, i1 = sample_span(t_c, t_arr, r, trial.n)
+            # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW)/m
+            m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max())
+                                           - trial.bw_n) / trial.mass_kg
+            m["landing_phase_duration_s"] = t_arr - t_c
         from steplab.dsp.symmetry import symmetry_index_pct
         for name in PLATE_LANDING_METRICS:
             # metrics.md § Drop landing: within-trial left/right symmetry (Robinson 1987)
@@ -187,7 +234,7 @@ def _quiet_after(trial: A.Trial, i_c: int, hi: int) -> tuple[int, int] | None:
     min_len = max(2, int(round(A.MIN_QUIET_FRACTION * w)))
     starts = np.empty(A._EVENT_CAP, dtype=np.int64)
     ends = np.empty(A._EVENT_CAP, dtype=np.int64)
-    k = A.K.band_runs(trial.total, i_c, hi, trial.bw_n, trial.thr_n, min_len, starts, ends)
+    k = A.K.band_runs(trial.total, i_c, hi, trial.level_n, trial.thr_n, min_len, starts, ends)
     if k == 0:
         return None
     rs, re = int(starts[0]), int(ends[0])
@@ -207,7 +254,7 @@ def _merge_bounces(trial: A.Trial, runs: list[tuple[int, int]]) -> list[tuple[in
     for on, off in runs:
         if out:
             prev_on = out[-1][0]
-            k = A.K.band_runs(trial.total, prev_on, on, trial.bw_n, trial.thr_n, min_len, starts, ends)
+            k = A.K.band_runs(trial.total, prev_on, on, trial.level_n, trial.thr_n, min_len, starts, ends)
             if k == 0:
                 out[-1][1] = off
                 out[-1][2] = True

@@ -80,7 +80,7 @@ def _rep_quiet(trial: A.Trial, k: int, region_lo: int, i_c: int):
     """
     q = A.rep_quiet_window(trial, region_lo, i_c)
     if k == 0 and trial.quiet_end is not None and trial.quiet_end <= i_c:
-        if q is None or A.K.first_outside(trial.total, trial.quiet_end, q[0], trial.bw_n, trial.thr_n) < 0:
+        if q is None or A.K.first_outside(trial.total, trial.quiet_end, q[0], trial.level_n, trial.thr_n) < 0:
             return trial.quiet_start, trial.quiet_end
     return q
 
@@ -113,7 +113,7 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
             continue
         qs, qe = q
         # metrics.md § kinematics: v = ∫ (F − BW)/m dt from the quiet stance before the rep (v = 0 there)
-        A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        A.K.integrate_velocity(trial.total, qs, hi, trial.level_n, trial.mass_kg, trial.dt, trial.v)
         t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
         v_c = value_at(trial.v, t_c, r)
         if t_on is not None:
@@ -131,14 +131,17 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
         m["trail_support_at_contact_pct"] = value_at(trial.filtered("box", i_c - 2, i_c + 2), t_c, r) / trial.bw_n * 100.0
         # metrics.md § Step-down: landing phase [t_contact, t_arrest]
         t_arr = arrest_time(trial, t_c, i_c, rep_flags)
-        m["landing_phase_duration_s"] = t_arr - t_c
         m.update(plate_landing_metrics(trial, role, t_c, t_arr))
-        # metrics.md § Step-down: time_to_stabilization_s (threshold method); first, so that its
-        # filtered F segment (contact onwards) also covers the landing phase
+        # metrics.md § Step-down: time_to_stabilization_s (threshold method)
         m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
-        i0, i1 = sample_span(t_c, t_arr, r, trial.n)
-        # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW) / m
-        m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max()) - trial.bw_n) / trial.mass_kg
+        if t_arr is not None:
+            # decision 0003: a landing phase cut by the end of the recording (t_arr None,
+            # flagged truncated) reports none of the metrics that need the whole phase
+            m["landing_phase_duration_s"] = t_arr - t_c
+            i0, i1 = sample_span(t_c, t_arr, r, trial.n)
+            # metrics.md § Step-down: peak_deceleration_m_s2 = (max F over the landing phase − BW) / m
+            m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max())
+                                           - trial.bw_n) / trial.mass_kg
         # metrics.md § kinematics: integration_drift_m_s = mean v over the last 1 s of the closing quiet stance
         drift = A.drift_after(trial, i_c, hi)
         m["integration_drift_m_s"] = drift
@@ -178,7 +181,7 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
             reps.append(RepResult(rep_lead, None, t_tap, m, rep_flags + ["no_quiet_stance"]))
             continue
         qs, qe = q
-        A.K.integrate_velocity(trial.total, qs, hi, trial.bw_n, trial.mass_kg, trial.dt, trial.v)
+        A.K.integrate_velocity(trial.total, qs, hi, trial.level_n, trial.mass_kg, trial.dt, trial.v)
         t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
         i_off = crun[1]
         t_end = crossing_time_s(trial.fz[role], i_off, p.contact_threshold_n, r) if i_off < trial.n else (trial.n - 1) / r

@@ -253,6 +253,15 @@ def load_forces(path: str | Path, *, rate_hz: float | None = None,
     _check_signals(loaded.plates, p)
     loaded.provenance_extra.setdefault("source_file", p.name)
     loaded.provenance_extra.setdefault("source_format", loaded.source_format)
+    halves = {"box_left", "box_right"} & set(loaded.plates)
+    if halves and (len(halves) == 1 or "box" in loaded.plates):
+        raise ForceImportError(f"{p.name}: a split box needs both box_left and box_right, and no separate box")
+    if halves:
+        # a split box top is one box for the analysis: F sums every plate the subject may stand on
+        # (metrics.md § Signals); without the plates' geometry the merged box has no COP
+        left, right = loaded.plates.pop("box_left"), loaded.plates.pop("box_right")
+        loaded.plates = {"box": PlateForces(fz_n=left.fz_n + right.fz_n), **loaded.plates}
+        loaded.provenance_extra["merged_plates"] = {"box": ["box_left", "box_right"]}
     return loaded
 
 
@@ -324,6 +333,14 @@ def _load_trial(p: Path, given_rate: float | None, plates) -> LoadedTrial:
         calibration = CalibrationArrays(roles, calibration.channel_index, calibration.offsets_counts,
                                         calibration.linear, calibration.quadratic,
                                         calibration.calibration_id, calibration.calibration_hash)
+    if {"box_left", "box_right"} <= set(calibration.plate_roles) and "box" not in calibration.plate_roles:
+        from steplab.calibration.geometry import merge_plates
+
+        calibration = merge_plates(calibration, trial.rig)  # a split box top is one box for the analysis
+        extra["merged_plates"] = {"box": ["box_left", "box_right"]}
+    if isinstance(cal_meta, dict) and isinstance(cal_meta.get("records"), list):
+        extra["calibration_records"] = [{k: r.get(k) for k in ("calibration_id", "content_hash")}
+                                        for r in cal_meta["records"] if isinstance(r, dict)]
     counts, n_filled = _fill_gaps(trial.counts, trial.sample_index)
     extra.update(calibration_id=calibration.calibration_id, calibration_hash=calibration.calibration_hash,
                  lost_samples=int(quality.get("lost_samples", n_filled)),
