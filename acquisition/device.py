@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import termios
+import threading
 import time
 from abc import ABC, abstractmethod
 
@@ -106,10 +107,16 @@ class SerialStepBox(StepBox):
 
         path = self._resolve()
         try:
-            self._port = serial.serial_for_url(path, baudrate=self.baudrate, timeout=self.timeout_s, write_timeout=1.0)
+            # exclusive: a POSIX flock on the port, so a second program (another
+            # recorder, a dashboard) cannot open it and split the bytes with us.
+            self._port = serial.serial_for_url(path, baudrate=self.baudrate, timeout=self.timeout_s, write_timeout=1.0,
+                                               exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
+            code = getattr(exc, "errno", None)
+            if code in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise DeviceError(f"{path} is in use by another program") from None
             reason = getattr(exc, "strerror", None) or str(exc)
-            if "No such file" in reason or getattr(exc, "errno", None) == errno.ENOENT:
+            if "No such file" in reason or code == errno.ENOENT:
                 reason = "no such port"
             raise DeviceError(f"cannot open {path}: {reason}") from None
 
@@ -144,7 +151,11 @@ class SerialStepBox(StepBox):
 
 
 class SimulatedStepBox(StepBox):
-    """The simulated step box in this process, paced by the wall clock like a rig."""
+    """The simulated step box in this process, paced by the wall clock like a rig.
+
+    ``read`` (the reader thread) and ``write`` (commands from another thread)
+    share the device engine under one lock, as a rig's firmware serialises them.
+    """
 
     def __init__(self, rig: Rig | None = None, scenario: str = "session", seed: int = 0,
                  fault_rate: float = 0.0, rate_hz: float | None = None, subject=None, read_timeout_s: float = 0.05):
@@ -158,7 +169,7 @@ class SimulatedStepBox(StepBox):
         self.engine = SimDeviceEngine(self.model, self.rig, rate_hz=rate_hz, seed=seed, fault_rate=fault_rate)
         self.read_timeout_s = read_timeout_s
         self._open = False
-        self._last = None
+        self._engine_lock = threading.Lock()
 
     def open(self) -> None:
         self._open = True
@@ -168,7 +179,8 @@ class SimulatedStepBox(StepBox):
             raise DeviceDisconnected("simulated rig is closed")
         deadline = time.monotonic() + self.read_timeout_s
         while True:
-            data = self.engine.pending_output(time.monotonic())
+            with self._engine_lock:
+                data = self.engine.pending_output(time.monotonic())
             if data or time.monotonic() >= deadline:
                 return data
             time.sleep(0.005)
@@ -176,7 +188,8 @@ class SimulatedStepBox(StepBox):
     def write(self, data: bytes) -> None:
         if not self._open:
             raise DeviceDisconnected("simulated rig is closed")
-        self.engine.handle_input(data, time.monotonic())
+        with self._engine_lock:
+            self.engine.handle_input(data, time.monotonic())
 
     def close(self) -> None:
         self._open = False
@@ -187,8 +200,13 @@ def open_device(address: str, **sim_options) -> StepBox:
     if not address:
         raise DeviceError("no device given")
     if address == "sim" or address.startswith("sim:"):
+        from .sim_rig import SCENARIOS
+
         scenario = address.split(":", 1)[1] if ":" in address else sim_options.pop("scenario", "session")
         sim_options.pop("scenario", None)
+        if scenario not in SCENARIOS:
+            raise DeviceError(f"unknown simulated scenario {scenario!r} in {address!r}; "
+                              f"use sim or sim:SCENARIO with one of {', '.join(SCENARIOS)}")
         return SimulatedStepBox(scenario=scenario, **sim_options)
     if "://" not in address and not address.startswith("usb:") and not os.path.exists(address):
         raise DeviceError(f"cannot open {address}: no such port")

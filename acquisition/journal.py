@@ -132,13 +132,37 @@ class JournalContents:
     header: dict
     records: list[JournalRecord] = field(default_factory=list)
     torn_tail_bytes: int = 0  # bytes after the last intact record (a crash mid-write)
+    corrupt_bytes: int = 0  # bytes skipped inside the journal to reach the next intact record
 
     def data_records(self) -> Iterator[JournalRecord]:
         return (r for r in self.records if r.kind == KIND_DATA)
 
 
+def _record_at(raw: bytes, pos: int) -> tuple[JournalRecord, int] | None:
+    """The intact record starting at ``pos`` and the position after it, or None."""
+    n = len(raw)
+    if pos + _REC_HEAD.size > n:
+        return None
+    kind, t_ns, length = _REC_HEAD.unpack_from(raw, pos)
+    end = pos + _REC_HEAD.size + length + 4
+    if kind not in (KIND_DATA, KIND_EVENT) or end > n:
+        return None
+    payload = raw[pos + _REC_HEAD.size : end - 4]
+    (crc,) = struct.unpack_from("<I", raw, end - 4)
+    if zlib.crc32(payload, zlib.crc32(raw[pos : pos + _REC_HEAD.size])) != crc:
+        return None
+    return JournalRecord(kind, t_ns, payload), end
+
+
 def read_journal(path: str | Path) -> JournalContents:
-    """Read every intact record; a torn or corrupt tail is counted, not fatal."""
+    """Read every intact record.
+
+    A damaged record (a flipped bit on disk) is skipped: reading resumes at the
+    next intact record, and the bytes in between are counted in
+    ``corrupt_bytes`` (the decoder then sees the frames they held as lost, so
+    they become gaps at their exact places).  Damage with no intact record after
+    it is a torn tail (a crash mid-write), counted in ``torn_tail_bytes``.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -155,21 +179,32 @@ def read_journal(path: str | Path) -> JournalContents:
         header = json.loads(raw[14 : 14 + hlen].decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise JournalError(f"journal {path} has a corrupt header") from None
+    if not isinstance(header, dict):
+        raise JournalError(f"journal {path} has a corrupt header (not a JSON object)")
     out = JournalContents(header=header)
     pos = 14 + hlen
     n = len(raw)
     while pos < n:
-        if pos + _REC_HEAD.size > n:
+        found = _record_at(raw, pos)
+        if found is not None:
+            rec, pos = found
+            out.records.append(rec)
+            continue
+        # damaged here: look for the next intact record (its kind byte is 'D' or 'E')
+        nxt = pos + 1
+        while nxt < n:
+            d, e = raw.find(KIND_DATA, nxt), raw.find(KIND_EVENT, nxt)
+            cands = [c for c in (d, e) if c >= 0]
+            if not cands:
+                nxt = n
+                break
+            nxt = min(cands)
+            if _record_at(raw, nxt) is not None:
+                break
+            nxt += 1
+        if nxt >= n:
+            out.torn_tail_bytes = n - pos
             break
-        kind, t_ns, length = _REC_HEAD.unpack_from(raw, pos)
-        end = pos + _REC_HEAD.size + length + 4
-        if kind not in (KIND_DATA, KIND_EVENT) or end > n:
-            break
-        payload = raw[pos + _REC_HEAD.size : end - 4]
-        (crc,) = struct.unpack_from("<I", raw, end - 4)
-        if zlib.crc32(payload, zlib.crc32(raw[pos : pos + _REC_HEAD.size])) != crc:
-            break
-        out.records.append(JournalRecord(kind, t_ns, payload))
-        pos = end
-    out.torn_tail_bytes = n - pos
+        out.corrupt_bytes += nxt - pos
+        pos = nxt
     return out

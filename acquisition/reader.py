@@ -43,6 +43,8 @@ class ReaderStats:
     last_valid_frame_monotonic: float | None = None
     first_byte_monotonic: float | None = None
     disconnected_since: float | None = None  # monotonic time of the unplug, None while connected
+    stalled_since: float | None = None  # monotonic time of the last valid frame while stalled, else None
+    error: str | None = None  # why the reader stopped by itself (e.g. the journal's disk is full)
     state: str = "idle"  # idle, streaming, stalled, disconnected, stopped
     events: list = field(default_factory=list)
 
@@ -76,7 +78,10 @@ class AcquisitionReader:
             self._thread.join(timeout_s)
         self.stats.state = "stopped"
         if self.journal is not None and not self.journal.closed:
-            self.journal.flush()
+            try:
+                self.journal.flush()
+            except OSError:
+                pass  # already reported by the thread (stats.error)
 
     @property
     def running(self) -> bool:
@@ -100,7 +105,18 @@ class AcquisitionReader:
         if self.journal is not None:
             self.journal.event(name, **fields)
 
+    def _journal_failed(self, exc: OSError) -> None:
+        path = self.journal.path if self.journal is not None else "?"
+        self.stats.error = f"cannot write the journal {path}: {exc.strerror or exc}"
+        self.stats.state = "stopped"
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except OSError as exc:  # the journal could not be written (disk full, removed medium)
+            self._journal_failed(exc)
+
+    def _loop(self) -> None:
         st = self.stats
         while not self._stop.is_set():
             try:
@@ -125,6 +141,7 @@ class AcquisitionReader:
                 if chunk.frames_ok:
                     st.last_valid_frame_monotonic = now
                     if st.state == "stalled":
+                        st.stalled_since = None
                         self._event("resumed")
                     st.state = "streaming"
                 try:
@@ -138,6 +155,7 @@ class AcquisitionReader:
             if st.state == "streaming" and last is not None and now - last > self.stall_timeout_s:
                 st.stalls += 1
                 st.state = "stalled"
+                st.stalled_since = last
                 self._event("stalled", silent_s=round(now - last, 3))
 
     def _reconnect(self) -> bool:
@@ -152,6 +170,7 @@ class AcquisitionReader:
                 self.stats.reconnects += 1
                 self.stats.state = "streaming"
                 self.stats.disconnected_since = None
+                self.stats.stalled_since = None
                 self.stats.last_valid_frame_monotonic = time.monotonic()
                 self._event("reconnected", attempts=i)
                 return True

@@ -59,11 +59,8 @@ class SimDeviceEngine:
         if not (0.1 <= time_scale <= 100.0):
             raise ValueError(f"time scale {time_scale:g} must be in 0.1..100")
         self.time_scale = float(time_scale)  # > 1 fast-forwards the device (demos, unattended calibration)
-        self._cmd_decoder = FrameDecoder()
         self._replies: list[bytes] = []
         self.streaming = True
-        self.overruns = 0  # samples the device could not send
-        self._overrun_pending = False  # flag the next data frame (FLAG_OVERRUN)
         self._boot(None)
 
     # -- state ---------------------------------------------------------------
@@ -71,12 +68,19 @@ class SimDeviceEngine:
         self.boot_id = _new_boot_id(self._rng)
         self.seq = 0
         self.sample = 0  # next sample index since boot
+        self.overruns = 0  # samples the device could not send (since boot)
+        self._overrun_pending = False  # flag the next data frame (FLAG_OVERRUN)
+        self._cmd_decoder = FrameDecoder()  # a half-received command does not survive a reboot
+        self._replies.clear()
         self._t0: float | None = now_s
-        self._t_stream0_sample = 0
         self._next_status_s: float | None = None
+        if now_s is not None:
+            # The sample clock restarts at the reboot: sample 0 is taken at now_s,
+            # nothing acquired before the reset is sent (or counted) again.
+            self._t0_stream(now_s)
 
     def reset(self, now_s: float) -> None:
-        """A device reboot: new boot id, counters restart at zero."""
+        """A device reboot at ``now_s`` (s): new boot id, counters and sample clock restart at zero."""
         self._boot(now_s)
 
     def _next_seq(self) -> int:
@@ -145,14 +149,28 @@ class SimDeviceEngine:
         self._stream_origin_sample = self.sample
 
     # -- output -----------------------------------------------------------------
-    def pending_output(self, now_s: float) -> bytes:
-        """Everything the device sends up to ``now_s``: replies, data frames due, status."""
+    def pending_output(self, now_s: float, max_bytes: int | None = None) -> bytes:
+        """Everything the device sends up to ``now_s`` (s): replies, data frames due, status.
+
+        ``max_bytes`` is the room left in the device's transmit buffer (None: no
+        limit).  A frame that does not fit is lost on the device: a data frame's
+        samples still advance the sample index, are counted in ``overruns`` and
+        the next data frame that is sent carries FLAG_OVERRUN (protocol.md § 7);
+        a lost reply or status frame shows as a jump in ``seq``.
+        """
         if self._t0 is None:
             self._t0 = now_s
             self._t0_stream(now_s)
+        if max_bytes is not None and max_bytes < 0:
+            max_bytes = 0
         out = bytearray()
+
+        def fits(n_bytes: int) -> bool:
+            return max_bytes is None or len(out) + n_bytes <= max_bytes
+
         for r in self._replies:
-            out += r
+            if fits(len(r)):
+                out += r  # (a lost reply leaves a jump in seq: it was numbered when queued)
         self._replies.clear()
         if self.streaming:
             due = self._stream_origin_sample + int((now_s - self._stream_origin_s) * self.rate_hz * self.time_scale)
@@ -162,43 +180,112 @@ class SimDeviceEngine:
                 counts = self.model.read_counts(n_frames * spf)
                 for k in range(n_frames):
                     first = self.sample
+                    self.sample += spf
+                    if max_bytes is not None and len(out) >= max_bytes:
+                        self._lose_samples(spf)
+                        continue
                     flags = protocol.FLAG_SIMULATED
                     if self._overrun_pending:
                         flags |= protocol.FLAG_OVERRUN
-                        self._overrun_pending = False
-                    out += protocol.encode_data_frame(
-                        boot_id=self.boot_id, seq=self._next_seq(), first_sample=first,
+                    frame = protocol.encode_data_frame(
+                        boot_id=self.boot_id, seq=self.seq, first_sample=first,
                         device_time_us=int(round(first * 1e6 / self.rate_hz)),
                         counts=counts[k * spf:(k + 1) * spf], flags=flags)
-                    self.sample += spf
+                    if not fits(len(frame)):
+                        self._lose_samples(spf)
+                        continue
+                    out += frame
+                    self._next_seq()
+                    self._overrun_pending = False
         if self._next_status_s is None or now_s >= self._next_status_s:
             self._next_status_s = now_s + 1.0
-            out += self._message(protocol.FRAME_TYPE_STATUS, {
-                "uptime_s": round(now_s - self._t0, 3), "overruns": self.overruns,
-                "streaming": self.streaming, "rate_hz": self.rate_hz}, now_s)
+            status = protocol.encode_message_frame(
+                protocol.FRAME_TYPE_STATUS, boot_id=self.boot_id, seq=self.seq, device_time_us=self._device_us(now_s),
+                flags=protocol.FLAG_SIMULATED, payload={
+                    "uptime_s": round(now_s - self._t0, 3), "overruns": self.overruns,
+                    "streaming": self.streaming, "rate_hz": self.rate_hz})
+            if fits(len(status)):
+                out += status
+                self._next_seq()
         return self.faults.apply(bytes(out))
 
+    def _lose_samples(self, n: int) -> None:
+        """``n`` samples were acquired but could not be sent (transmit buffer full)."""
+        self.overruns += n
+        self._overrun_pending = True
+
     def drop_samples_until(self, now_s: float) -> None:
-        """The link is down (unplugged): samples taken meanwhile are lost on the device."""
-        before = self.sample
-        flagged = self._overrun_pending
+        """The link is down (unplugged): samples taken until ``now_s`` (s) are lost on the device."""
         self._replies.clear()
-        self.pending_output(now_s)  # generated and discarded, as a device with nowhere to send would
-        self.overruns += self.sample - before
-        self._overrun_pending = flagged or self.sample > before
+        self.pending_output(now_s, max_bytes=0)  # acquired, counted as overruns, nothing sent
+
+
+class LinkError(ValueError):
+    """A ``--link`` path that cannot (or must not) be made a symlink (one-line message)."""
+
+
+def check_link_path(link: str | Path) -> Path:
+    """Validate a ``--link`` path before serving: its folder exists; it is absent or a symlink.
+
+    An existing regular file, directory or device at ``link`` is never replaced
+    (it is not ours).  Raises LinkError (a ValueError) with a one-line reason.
+    """
+    text = str(link)
+    if not text:
+        raise LinkError("--link needs a path")
+    path = Path(text)
+    folder = path.parent
+    if not folder.is_dir():
+        raise LinkError(f"--link {path}: the folder {folder} does not exist")
+    if path.is_symlink():
+        return path
+    if path.is_dir():
+        raise LinkError(f"--link {path} is a directory; give a path for the symlink itself")
+    if os.path.lexists(path):
+        raise LinkError(f"--link {path} exists and is not a symlink; refusing to replace it")
+    return path
+
+
+def _make_link(link: Path, target: str) -> None:
+    """Point the symlink ``link`` at ``target`` (atomically replacing an older symlink of ours)."""
+    check_link_path(link)
+    try:
+        os.symlink(target, link)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise LinkError(f"--link {link}: cannot make the symlink ({exc.strerror})") from None
+    check_link_path(link)  # something appeared meanwhile: still only a symlink may be replaced
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise LinkError(f"--link {link}: cannot make the symlink ({exc.strerror})") from None
+
+
+def _remove_link(link: Path | None, target: str | None) -> None:
+    """Remove ``link`` only if it is still our symlink to ``target``."""
+    if link is None or target is None:
+        return
+    try:
+        if os.readlink(link) == target:
+            os.unlink(link)
+    except OSError:
+        pass  # gone, not a symlink, or replaced by someone else's: leave it
 
 
 class _Pty:
-    def __init__(self, link: Path | None):
+    def __init__(self):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.name = os.ttyname(self.slave)
-        if link is not None:
-            tmp = link.with_name(link.name + ".new")
-            tmp.unlink(missing_ok=True)
-            os.symlink(self.name, tmp)
-            os.replace(tmp, link)
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
@@ -211,16 +298,32 @@ class _Pty:
 def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, link: str | Path | None = None,
                    unplug_after_s: float | None = None, unplug_for_s: float = 2.0,
                    reset_after_s: float | None = None, out: TextIO = sys.stdout,
-                   clock: Callable[[], float] = time.monotonic) -> None:
+                   clock: Callable[[], float] = time.monotonic,
+                   max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
     """Serve ``engine`` on a pseudo-terminal until ``seconds`` pass (or forever).
 
     Prints ``port: /dev/pts/N`` (and again after each re-plug).  ``link`` keeps a
     stable symlink to the current pty, as udev's /dev/serial/by-id links do for USB
-    devices.  ``unplug_after_s`` closes the pty (the host sees exactly the Linux
-    unplug error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device.
+    devices: it exists only while the device is plugged in, and at exit it is
+    removed only if it is still ours.  A ``link`` that exists and is not a
+    symlink, or whose folder is missing, raises LinkError before anything starts.
+    ``unplug_after_s`` closes the pty (the host sees exactly the Linux unplug
+    error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device.
+    ``max_pending_bytes`` is the device's transmit buffer: what does not fit
+    while the host is not reading is lost on the device (counted as overruns).
     """
-    link_path = Path(link) if link else None
-    pty = _Pty(link_path)
+    if max_pending_bytes < 1:
+        raise ValueError(f"max_pending_bytes {max_pending_bytes} must be positive")
+    link_path = check_link_path(link) if link else None
+    pty = _Pty()
+    linked_to: str | None = None
+    try:
+        if link_path is not None:
+            _make_link(link_path, pty.name)
+            linked_to = pty.name
+    except LinkError:
+        pty.close()
+        raise
     print(f"port: {pty.name}", file=out, flush=True)
     start = clock()
     pending = bytearray()
@@ -239,6 +342,8 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                 print("event: reset", file=out, flush=True)
             if unplug_after_s is not None and not did_unplug and elapsed >= unplug_after_s:
                 did_unplug = True
+                _remove_link(link_path, linked_to)  # as udev removes the by-id link of an unplugged device
+                linked_to = None
                 pty.close()
                 pending.clear()
                 unplugged_until = now + unplug_for_s
@@ -249,7 +354,13 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                     time.sleep(period)
                     continue
                 unplugged_until = None
-                pty = _Pty(link_path)
+                pty = _Pty()
+                if link_path is not None:
+                    try:
+                        _make_link(link_path, pty.name)
+                        linked_to = pty.name
+                    except LinkError as exc:
+                        print(f"event: no link: {exc}", file=out, flush=True)
                 print(f"port: {pty.name}", file=out, flush=True)
             try:
                 readable, _, _ = select.select([pty.master], [], [], period)
@@ -264,7 +375,9 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                     data = b""  # no host has the port open
                 if data:
                     engine.handle_input(data, clock())
-            pending += engine.pending_output(clock())
+            # What does not fit in the transmit buffer is lost on the device and
+            # counted there (overruns, FLAG_OVERRUN on the next frame sent).
+            pending += engine.pending_output(clock(), max_bytes=max_pending_bytes - len(pending))
             if pending:
                 try:
                     n = os.write(pty.master, pending)
@@ -273,13 +386,6 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                     pass
                 except OSError:
                     pass
-                if len(pending) > MAX_PENDING_BYTES:
-                    # Host not reading: the device's buffer overflows.  Whole
-                    # frames are lost; the host sees the gap by sample index.
-                    cut = pending.rfind(b"\x00", 0, len(pending) - MAX_PENDING_BYTES // 2)
-                    if cut > 0:
-                        del pending[: cut + 1]
     finally:
         pty.close()
-        if link_path is not None:
-            link_path.unlink(missing_ok=True)
+        _remove_link(link_path, linked_to)

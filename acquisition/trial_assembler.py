@@ -67,7 +67,8 @@ class TrialAssembler:
         self._segment: _Segment | None = None
         self.segments: list[dict] = []  # device boots on the timeline: boot_id, first_device_sample, at_sample
         self.next_position = 0  # one past the last timeline position filled
-        self._last_host_ns: int | None = None
+        self._last_data_host_ns: int | None = None  # arrival of the last data kept (times a reset's pause)
+        self.after_reconnect = False  # set by the session when the link came back: the next gap is the unplug
 
     @property
     def done(self) -> bool:
@@ -85,6 +86,9 @@ class TrialAssembler:
         if self.max_samples is not None:
             length = min(length, self.max_samples - at)
         if length > 0:
+            if self.after_reconnect:
+                kind = "disconnected"  # the samples went missing while the rig was unplugged
+                self.after_reconnect = False
             self.gaps.append(TimelineGap(int(at), int(length), kind, estimated))
 
     def add(self, chunk: DecodedChunk, host_time_ns: int) -> None:
@@ -100,7 +104,6 @@ class TrialAssembler:
                 self.foreign_samples += int(counts.shape[0])
                 continue
             self._add_run(frames, counts, gaps, host_time_ns)
-        self._last_host_ns = host_time_ns
 
     def _add_run(self, frames: np.ndarray, counts: np.ndarray, gaps: dict, host_time_ns: int) -> None:
         boots = frames["boot_id"]
@@ -118,7 +121,7 @@ class TrialAssembler:
                 else:
                     # Device reset: the pause is measured by the host clock.
                     self.resets += 1
-                    pause_s = max(0.0, (host_time_ns - (self._last_host_ns or host_time_ns)) / 1e9)
+                    pause_s = max(0.0, (host_time_ns - (self._last_data_host_ns or host_time_ns)) / 1e9)
                     in_chunk = int(fr["samples"].astype(np.int64).sum())
                     missing = max(0, int(round(pause_s * self.rate_hz)) - in_chunk)
                     base = self.next_position + missing
@@ -138,16 +141,20 @@ class TrialAssembler:
             if self.max_samples is not None:
                 inside = index < self.max_samples
                 if not inside.all():
+                    # data beyond the end: the timeline is complete (a lost frame before it is a gap)
                     block, index = block[inside], index[inside]
                     fr = fr[pos0 < self.max_samples]
+                    self.next_position = self.max_samples
             if index.size == 0:
                 continue
+            self._last_data_host_ns = host_time_ns
+            self.after_reconnect = False  # data arrived after the reconnect: any unplug gap was listed above
             self._counts.append(np.ascontiguousarray(block, dtype=np.int32))
             self._index.append(index)
             self.frames += int(fr.size)
             self.clipped_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_CLIPPING))
             self.overrun_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_OVERRUN))
-            self.next_position = int(index[-1]) + 1
+            self.next_position = max(self.next_position, int(index[-1]) + 1)
 
     def finish(self, reason: str | None = None) -> None:
         """Close the timeline; with a limit, a missing tail (device gone) is a gap."""

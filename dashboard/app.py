@@ -46,12 +46,15 @@ def create_app(live: LiveAcquisition, interval_ms: int = 200) -> dash.Dash:
     )
     def _update(_n):
         snap = live.snapshot()
-        status = (f"{live.device.address} · {snap.rate_hz:g} Hz · {snap.state} · {snap.samples} samples · "
+        rate = f"{snap.rate_hz:g} Hz" if snap.rate_hz > 0 else "rate unknown"
+        status = (f"{live.device.address} · {rate} · {snap.status} · {snap.samples} samples · "
                   f"{snap.lost_samples} lost · {snap.crc_errors} CRC errors")
+        if snap.device_resets:
+            status += f" · {snap.device_resets} device resets"
         values = []
         for name in plates:
-            fz = snap.fz_n[name]
-            values.append(f"{fz[-1]:.0f} N" if fz.size and fz[-1] == fz[-1] else "—")
+            fz = snap.fz_n.get(name)
+            values.append(f"{fz[-1]:.0f} N" if fz is not None and fz.size and fz[-1] == fz[-1] else "—")
         return [_figure(snap), status] + values
 
     return app

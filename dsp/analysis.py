@@ -69,6 +69,7 @@ class Trial:
     bw_n: float = math.nan             # BW of the metrics: the visit's m·g when given, else weighed
     mass_kg: float = math.nan
     level_n: float = math.nan          # measured quiet force: centre of every quiet-band search, v baseline
+    fixed_level_n: float | None = None  # a level measured by the caller (streaming: the trial's own weighing)
     sd_q_n: float = math.nan
     thr_n: float = math.nan            # onset threshold max(5σq, 2.5 % BW)
     quiet_start: int | None = None     # weighing window [quiet_start, quiet_end)
@@ -220,8 +221,22 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
     -------
     AnalysisResult
     """
+    return _analyze_forces(plates, rate_hz, protocol, lead=lead, body_mass_kg=body_mass_kg, params=params,
+                           provenance=provenance)
+
+
+def _analyze_forces(plates, rate_hz, protocol, *, lead=None, body_mass_kg=None, params=None, provenance=None,
+                    level_n: float | None = None) -> AnalysisResult:
+    """``analyze_forces`` with an optional quiet force level measured by the caller (N).
+
+    The streaming analyser analyses each rep's stretch of a recording it has weighed
+    once; with ``level_n`` the stretch's segmentation is centred on that level (as the
+    batch analysis of the whole recording is) instead of the stretch's own quiet window.
+    """
     rate = _check_rate(rate_hz)
     body_mass_kg, params = _check_common(protocol, lead, body_mass_kg, params, rate)
+    if level_n is not None and not (math.isfinite(float(level_n)) and float(level_n) > 0.0):
+        raise ValueError(f"level_n must be a positive finite force in N, got {level_n!r}")
     if not isinstance(plates, dict) or not plates:
         raise ValueError("plates must be a non-empty dict of role → PlateForces")
     for role, pf in plates.items():
@@ -240,7 +255,8 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
     total = np.zeros(n)
     for a in fz.values():
         total += a
-    return _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, dict(provenance or {}))
+    return _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, dict(provenance or {}),
+                level_n=None if level_n is None else float(level_n))
 
 
 def analyze_counts(counts: np.ndarray, rate_hz: float, calibration: CalibrationArrays, protocol: str, *,
@@ -304,11 +320,11 @@ ADC_MIN_COUNTS = -(2**23)
 
 # --------------------------------------------------------------------------- pipeline
 def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, counts=None,
-         calibration=None) -> AnalysisResult:
+         calibration=None, level_n=None) -> AnalysisResult:
     n = total.shape[0]
     roles = list(fz.keys())
     trial = Trial(rate_hz=rate, params=params, fz=fz, mx=mx, my=my, total=total, n=n, counts=counts,
-                  calibration=calibration)
+                  calibration=calibration, fixed_level_n=level_n)
     trial.v = np.empty(n)  # each rep writes its own integration range before reading it
     flags: list[str] = []
     caller_flags = provenance.pop("flags", None)
@@ -408,8 +424,8 @@ def set_weighing(trial: Trial, s: int, mean: float, sd: float, ok: bool, body_ma
     # decision 0003: every quiet-band search is centred on the measured quiet force and v is
     # integrated about it (F = m·g in stance by definition); the visit's body mass gives BW and
     # m of the metrics.  A mass that disagrees with the plates is flagged, never silently used.
-    trial.level_n = mean
-    if body_mass_kg is not None and abs(trial.bw_n - mean) > max(BODY_MASS_MISMATCH_FRACTION * trial.bw_n,
+    trial.level_n = mean if trial.fixed_level_n is None else trial.fixed_level_n
+    if body_mass_kg is not None and abs(trial.bw_n - trial.level_n) > max(BODY_MASS_MISMATCH_FRACTION * trial.bw_n,
                                                                  BODY_MASS_MISMATCH_MIN_N):
         flags.append("body_mass_mismatch")
     trial.sd_q_n = sd

@@ -145,6 +145,9 @@ def analyze_balance(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepRes
 SQUAT_QUIET_SPEED_FACTOR = 5.0
 SQUAT_RETURN_FRACTION = 0.5
 SQUAT_RETURN_MIN_M = 0.02
+#: decision 0003: a movement whose centre of mass moves less than this (a weight shift, a bump on
+#: the plates) between quiet stances is not a squat rep
+SQUAT_MIN_DEPTH_M = 0.02
 
 
 def _first_true_run(mask: np.ndarray, min_len: int) -> int:
@@ -204,10 +207,7 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         return [RepResult(None, None, None, dict.fromkeys(SQUAT_METRICS), ["no_quiet_stance"])]
     w = trial.window_n(p.quiet_window_s)
     search = trial.window_n(p.quiet_search_s)
-    left = trial.fz["floor_left"]
-    right = trial.fz["floor_right"]
     v = trial.v
-    v_dead = p.onset_speed_m_s
     reps = []
     qs, qe = trial.quiet_start, trial.quiet_end
     while True:
@@ -223,28 +223,14 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         i_on = int(math.ceil(t_on * trial.rate_hz - 1e-9)) if t_on is not None else d
         closing = _closing_stance(trial, qs, d, z)
         if closing is None:
-            # decision 0003: the recording ends during the movement: the rep is cut
-            reps.append(RepResult(None, t_on, None, dict.fromkeys(SQUAT_METRICS), ["truncated"]))
+            # decision 0003: no quiet stance after the movement.  Ending off the plates is stepping
+            # off, not a rep; ending on them, the recording stopped during the movement: cut rep
+            if trial.total[trial.n - 1] >= p.contact_threshold_n:
+                reps.append(RepResult(None, t_on, None, dict.fromkeys(SQUAT_METRICS), ["truncated"]))
             break
         rs, j, re = closing
-        # decision 0003: the movement ends where |F − level| re-enters the onset band for the closing
-        # stance (sample rs), not at |v| ≤ onset speed: the integration drift of v can keep |v| above
-        # the onset speed through the following stance.
-        sl = slice(i_on, rs)
-        tot = left[sl] + right[sl]
-        ok = tot >= p.cop_min_force_n
-        share = np.full(tot.shape, np.nan)
-        np.divide(100.0 * left[sl], tot, out=share, where=ok)
-        vv = v[sl]
-        m = {}
-        # metrics.md § Squat: left_share_pct = Fz_left / (Fz_left + Fz_right) × 100, mean over the movement
-        m["left_share_pct"] = float(np.mean(share[ok])) if ok.any() else None
-        # metrics.md § Squat: separated by the sign of v; decision 0003: |v| ≤ onset_speed_m_s is neither
-        dsc = ok & (vv < -v_dead)
-        asc = ok & (vv > v_dead)
-        m["left_share_descent_pct"] = float(np.mean(share[dsc])) if dsc.any() else None
-        m["left_share_ascent_pct"] = float(np.mean(share[asc])) if asc.any() else None
-        reps.append(RepResult(None, t_on, None, m, []))
+        if float(np.max(np.abs(z[i_on - qs:rs - qs + 1]))) >= SQUAT_MIN_DEPTH_M:
+            reps.append(_squat_rep(trial, i_on, rs, t_on))
         if re >= trial.n:
             break
         # the next rep integrates from the quietest window in the last quiet_search_s of this stance
@@ -252,3 +238,29 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         s0, _, _ = A.K.min_sd_window(trial.total, max(j, re - search), re, ww)
         qs, qe = int(s0), int(s0 + ww)
     return reps
+
+
+def _squat_rep(trial: A.Trial, i_on: int, i_end: int, t_on: float | None) -> RepResult:
+    """The weight-bearing shares of one squat over samples [i_on, i_end) (trial.v holds its v)."""
+    p = trial.params
+    left = trial.fz["floor_left"]
+    right = trial.fz["floor_right"]
+    v_dead = p.onset_speed_m_s
+    # decision 0003: the movement ends where |F − level| re-enters the onset band for the closing
+    # stance (sample i_end), not at |v| ≤ onset speed: the integration drift of v can keep |v| above
+    # the onset speed through the following stance.
+    sl = slice(i_on, i_end)
+    tot = left[sl] + right[sl]
+    ok = tot >= p.cop_min_force_n
+    share = np.full(tot.shape, np.nan)
+    np.divide(100.0 * left[sl], tot, out=share, where=ok)
+    vv = trial.v[sl]
+    m = {}
+    # metrics.md § Squat: left_share_pct = Fz_left / (Fz_left + Fz_right) × 100, mean over the movement
+    m["left_share_pct"] = float(np.mean(share[ok])) if ok.any() else None
+    # metrics.md § Squat: separated by the sign of v; decision 0003: |v| ≤ onset_speed_m_s is neither
+    dsc = ok & (vv < -v_dead)
+    asc = ok & (vv > v_dead)
+    m["left_share_descent_pct"] = float(np.mean(share[dsc])) if dsc.any() else None
+    m["left_share_ascent_pct"] = float(np.mean(share[asc])) if asc.any() else None
+    return RepResult(None, t_on, None, m, [])

@@ -42,7 +42,8 @@ from scipy import signal
 
 from steplab.dsp import _kernels as K
 from steplab.dsp import _streaming_kernels as SK
-from steplab.dsp.analysis import MIN_QUIET_FRACTION, analyze_forces
+from steplab.dsp.analysis import (BODY_MASS_MISMATCH_FRACTION, BODY_MASS_MISMATCH_MIN_N, MIN_QUIET_FRACTION,
+                                  _analyze_forces)
 from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.params import PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import RepResult
@@ -125,6 +126,7 @@ class StreamingAnalyzer:
         self._first_loaded: int | None = None  # absolute index
         self.body_weight_n: float | None = None
         self.sigma_q_n: float | None = None
+        self.quiet_force_n: float | None = None  # measured quiet force, N (the segmentation level)
         self.flags: list[str] = []
         self.events: list[tuple[str, float]] = []
         self.reps: list[RepResult] = []
@@ -301,12 +303,18 @@ class StreamingAnalyzer:
         s, mean, sd = K.min_sd_window(self._total, lo, lo + self._search, self._w)
         bw = self.body_mass_kg * G_M_S2 if self.body_mass_kg is not None else float(mean)
         self.body_weight_n = bw
+        # decision 0003: detection is centred on (and v integrated about) the measured quiet force;
+        # the visit's body mass gives BW and m of the metrics and is flagged if it disagrees
+        self.quiet_force_n = float(mean)
         self.sigma_q_n = float(sd)
         if sd > max(p.unsteady_sd_n, p.unsteady_bw_fraction * bw):
             self.flags.append("unsteady_weighing")
+        if self.body_mass_kg is not None and abs(bw - mean) > max(BODY_MASS_MISMATCH_FRACTION * bw,
+                                                                  BODY_MASS_MISMATCH_MIN_N):
+            self.flags.append("body_mass_mismatch")
         thr = max(p.onset_sd_factor * sd, p.onset_bw_fraction * bw)
         st = self._st_f
-        st[SK.F_BW] = bw
+        st[SK.F_BW] = self.quiet_force_n
         st[SK.F_MASS] = bw / G_M_S2
         st[SK.F_THR] = thr
         st[SK.F_STAB] = p.stabilization_band_bw * bw
@@ -370,8 +378,9 @@ class StreamingAnalyzer:
             else:
                 plates[r] = PlateForces(self._fz[i, s:end].copy())
         try:
-            res = analyze_forces(plates, self.rate_hz, self.protocol, lead=self.lead,
-                                 body_mass_kg=self.body_weight_n / G_M_S2, params=self.params)
+            res = _analyze_forces(plates, self.rate_hz, self.protocol, lead=self.lead,
+                                  body_mass_kg=self.body_weight_n / G_M_S2, params=self.params,
+                                  level_n=self.quiet_force_n)
         except ValueError:
             return []
         t0 = (self._offset + s) / self.rate_hz

@@ -73,6 +73,12 @@ LOWERING_METRICS: frozenset[str] = frozenset({
 NOT_LIMB_METRICS: frozenset[str] = frozenset({"integration_drift_m_s", "left_share_pct",
                                              "left_share_descent_pct", "left_share_ascent_pct"})
 
+#: Whole-body metrics of a drop landing (metrics.md § Drop landing): a limb property only when one
+#: limb landed (single-limb landing); for a bilateral landing they belong to neither limb.
+WHOLE_BODY_LANDING_METRICS: frozenset[str] = frozenset({
+    "peak_deceleration_m_s2", "time_to_stabilization_s", "landing_phase_duration_s",
+})
+
 #: Rep flags that exclude a rep from the visit statistics by default.
 DEFAULT_EXCLUDE_FLAGS: tuple[str, ...] = ("saturated",)
 
@@ -237,12 +243,15 @@ def _limb_stats(values: list[float]) -> LimbStats:
     return LimbStats(n, mean, sd, cv, sd, mdc95(sd, n), list(values))
 
 
-def metric_limb(protocol: str, metric: str, lead: str | None) -> str | None:
+def metric_limb(protocol: str, metric: str, lead: str | None, *, bilateral: bool = False) -> str | None:
     """The limb a rep's metric belongs to (``"left"``/``"right"``), or None.
 
     * names ending ``_left`` / ``_right`` (per-plate drop-landing metrics): that limb;
     * step-down: landing metrics → the lead limb, lowering metrics → the trail limb;
-    * drop landing (whole-body metrics of a single-limb landing): the lead limb;
+    * drop landing, whole-body metrics (peak deceleration, time to stabilisation, landing
+      phase duration): the lead limb for a single-limb landing; None for a bilateral
+      landing (``bilateral=True``: both plates were landed on), where they are whole-body
+      properties and whichever foot touched first says nothing about a limb;
     * forward step-down: the stance limb, i.e. the limb that does *not* tap
       (``lead`` is the tapping limb, the one whose floor plate is touched);
     * balance: the stance limb, which is the rep's ``lead``.
@@ -261,12 +270,27 @@ def metric_limb(protocol: str, metric: str, lead: str | None) -> str | None:
             return other_limb(lead)
         return None
     if protocol == "drop-landing":
+        if bilateral and metric in WHOLE_BODY_LANDING_METRICS:
+            return None
         return lead
     if protocol == "forward-step-down":
         return other_limb(lead)
     if protocol == "balance":
         return lead
     return None
+
+
+def is_bilateral_landing(metrics: Mapping) -> bool:
+    """True when a drop-landing rep's per-plate metrics have values on both plates (both feet landed)."""
+    sides = set()
+    for name, v in metrics.items():
+        if _finite(v) is None:
+            continue
+        if name.endswith("_left"):
+            sides.add("left")
+        elif name.endswith("_right"):
+            sides.add("right")
+    return len(sides) == 2
 
 
 def _base_metric(metric: str) -> str:
@@ -313,11 +337,13 @@ def visit_symmetry(reps: Sequence, protocol: str, *, involved: str | None = None
         if excluded.intersection(getattr(rep, "flags", []) or []):
             continue
         lead = getattr(rep, "lead", None)
-        for name, v in (getattr(rep, "metrics", {}) or {}).items():
+        metrics = getattr(rep, "metrics", {}) or {}
+        bilateral = protocol == "drop-landing" and is_bilateral_landing(metrics)
+        for name, v in metrics.items():
             fv = _finite(v)
             if fv is None:
                 continue
-            limb = metric_limb(protocol, name, lead)
+            limb = metric_limb(protocol, name, lead, bilateral=bilateral)
             if limb is None:
                 continue
             base = _base_metric(name)

@@ -15,7 +15,7 @@ def register(sub) -> None:
                        description="Record S seconds from the rig into a trial file. Every byte is journaled "
                        "(FILE.journal) before decoding; every sample is delivered or listed as lost.")
     p.add_argument("--device", required=True, help="serial port, pyserial URL, usb:VID:PID[:SERIAL] or 'sim'")
-    p.add_argument("--seconds", type=float, required=True, metavar="S", help="length of the trial in seconds")
+    p.add_argument("--seconds", type=float, required=True, metavar="S", help="length of the trial in seconds (at most 3600)")
     p.add_argument("--out", required=True, metavar="FILE", help="trial file to write (.npz)")
     p.add_argument("--rig", default=None, metavar="FILE", help="rig description; default: what the device reports")
     p.add_argument("--calibration", default=None, metavar="FILE", help="calibration record the trial is to be analysed with")
@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.acquisition.trial_file import TrialFileError
 
-    if not (0 < args.seconds <= 86400):
-        raise UserError(f"--seconds {args.seconds:g} must be in (0, 86400]")
+    from steplab.acquisition.recorder import MAX_RECORDING_S, RecordingInterrupted
+
+    if not (0 < args.seconds <= MAX_RECORDING_S):
+        raise UserError(f"--seconds {args.seconds:g} must be in (0, {MAX_RECORDING_S:g}]")
     out = Path(args.out)
     if out.exists():
         raise UserError(f"{out} already exists; refusing to overwrite a recording")
@@ -73,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         device = open_device(args.device, rig=rig) if args.device.startswith("sim") else open_device(args.device)
         trial, summary = record(device, args.seconds, out, rig=rig, calibration_for=calibration_for,
                                 reconnect_timeout_s=args.reconnect_timeout)
+    except RecordingInterrupted as exc:
+        print(f"steplab record: {exc}", file=sys.stderr)
+        if exc.summary is not None and args.json:
+            print(json.dumps(exc.summary))
+        return 130
     except (DeviceError, RigError, JournalError, TrialFileError) as exc:
         raise UserError(str(exc)) from None
     if args.json:

@@ -21,6 +21,7 @@ def register(sub) -> None:
 
 
 def build_live(device: str, rig_file: str | None, seed: int = 0):
+    """The live source for ``--device`` (not yet started); without ``--rig`` the device's own rig is used."""
     from steplab.acquisition.device import DeviceError, open_device
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.dashboard.live_source import LiveAcquisition
@@ -28,18 +29,23 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
     from steplab.calibration.active import active_calibration
     from steplab.calibration.records import CalibrationRecordError
 
-    try:
-        rig = load_rig(rig_file)
-        dev = open_device(device, rig=rig, seed=seed) if device.startswith("sim") else open_device(device)
+    def calibration_for(rig):
         active = active_calibration(rig)
+        if active is None:
+            print("steplab: no calibration for every plate of this rig: showing nominal gains, re-tared while "
+                  "plates are unloaded (run steplab calibrate)", flush=True)
+            return None
+        for w in active.warnings:
+            print(f"steplab: warning: {w}", flush=True)
+        return active.arrays
+
+    try:
+        rig = load_rig(rig_file) if rig_file else None
+        dev = open_device(device, rig=rig, seed=seed) if device.startswith("sim") else open_device(device)
+        calibration = calibration_for(rig) if rig is not None else None
     except (RigError, DeviceError, CalibrationRecordError) as exc:
         raise UserError(str(exc)) from None
-    if active is None:
-        print("steplab: no calibration for every plate of this rig: showing nominal gains, re-tared while "
-              "plates are unloaded (run steplab calibrate)", flush=True)
-    for w in (active.warnings if active else []):
-        print(f"steplab: warning: {w}", flush=True)
-    return LiveAcquisition(dev, rig, calibration=active.arrays if active else None)
+    return LiveAcquisition(dev, rig, calibration=calibration, calibration_for=calibration_for)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,16 +61,17 @@ def run(args: argparse.Namespace) -> int:
     from steplab.dashboard.app import create_app
     from steplab.dsp.warmup import warm_up as warm_dsp
 
+    live = build_live(args.device, args.rig, args.seed)  # a bad --device or --rig fails before the slow warm-up
     print("steplab: compiling the analysis core (cached after the first start)…", flush=True)
     warm_decoder()
     warm_dsp()
-    live = build_live(args.device, args.rig, args.seed)
     try:
         live.start()
     except DeviceError as exc:
         raise UserError(str(exc)) from None
     app = create_app(live)
-    print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address})", flush=True)
+    rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
+    print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})", flush=True)
     try:
         app.run(host=args.host, port=args.port, debug=False)
     finally:

@@ -81,9 +81,20 @@ def build_sim(args) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    from steplab.acquisition.sim_device import run_pty_server
+    from steplab.acquisition.sim_device import LinkError, check_link_path, run_pty_server
 
+    if args.link is not None:
+        try:
+            check_link_path(args.link)  # before anything starts: never replace a file that is not our symlink
+        except LinkError as exc:
+            raise UserError(str(exc)) from None
+    if not args.unplug_for > 0:
+        raise UserError(f"--unplug-for {args.unplug_for:g} must be positive")
+    for name, value in (("--unplug-after", args.unplug_after), ("--reset-after", args.reset_after)):
+        if value is not None and value < 0:
+            raise UserError(f"{name} {value:g} must not be negative")
     _, _, engine = build_sim(args)
+
     def _terminate(*_):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
         sys.exit(0)
@@ -92,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_pty_server(engine, seconds=args.seconds, link=args.link, unplug_after_s=args.unplug_after,
                        unplug_for_s=args.unplug_for, reset_after_s=args.reset_after)
+    except LinkError as exc:
+        raise UserError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     return 0

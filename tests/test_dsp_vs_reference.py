@@ -43,8 +43,12 @@ TOL: dict[str, tuple[str, float, str]] = {
     "trail_support_at_contact_pct": ("abs", 0.5, "filtered box force at contact, 0.5 % BW"),
     "tap_force_pct_bw": ("abs", 0.5, "0.5 % BW"),
     "left_share_pct": ("abs", 0.1, "mean of a ratio; edges of the movement ±1 sample"),
-    "left_share_descent_pct": ("abs", 0.1, "same, and the sign of v at the turn"),
-    "left_share_ascent_pct": ("abs", 0.1, "same"),
+    # decision 0003: the core leaves the dead band |v| ≤ onset_speed_m_s (standing, the turn, a hold) out
+    # of both phases, the reference splits at v = 0; on SyntheticSquat (share = share0 + gain·v) the
+    # ~0.1 s of near-zero v around each turn moves the phase means by up to 0.5 %.  Both are checked
+    # against their own analytic definition at 0.02 % (test_reference_analysis, test_dsp_review_fixes).
+    "left_share_descent_pct": ("abs", 0.6, "dead band |v| ≤ 0.01 m/s (core) vs sign of v (reference)"),
+    "left_share_ascent_pct": ("abs", 0.6, "same"),
     "box_cop_ml_range_mm": ("abs", 0.3, "COP filter on COP vs on moments: ~0.1 mm"),
     "box_cop_ml_velocity_mm_s": ("rel", 1e-2, "COP filter choice changes the path of noise by <1 %"),
     "cop_path_mm": ("rel", 1e-2, "same"),

@@ -73,3 +73,37 @@ def test_a_missing_tail_is_a_disconnected_gap():
     asm.finish("disconnected")
     assert [(g.at_sample, g.length, g.kind) for g in asm.gaps] == [(300, 700, "disconnected")]
     assert asm.samples + asm.lost_samples == 1000
+
+
+def test_a_lost_frame_at_the_very_end_still_completes_the_recording():
+    """Frames 0..8 arrive, frame 9 (the last inside the limit) is lost, frame 10 arrives: done, one gap."""
+    frames = _frames(4, 0, 12)
+    kept = frames[:9] + frames[10:]
+    asm = TrialAssembler(channels=C, rate_hz=RATE, max_samples=100)
+    _feed(asm, kept)
+    assert asm.done
+    asm.finish("disconnected")
+    assert [(g.at_sample, g.length, g.kind) for g in asm.gaps] == [(90, 10, "link")]
+    assert asm.samples + asm.lost_samples == 100
+
+
+def test_the_gap_after_a_reconnect_is_named_disconnected():
+    asm = TrialAssembler(channels=C, rate_hz=RATE)
+    dec = FrameDecoder()
+    frames = _frames(6, 0, 30)
+    asm.add(dec.feed(b"".join(frames[:10])), 0)
+    asm.after_reconnect = True  # the session saw the port come back
+    asm.add(dec.feed(b"".join(frames[20:])), 0)
+    assert [(g.at_sample, g.length, g.kind) for g in asm.gaps] == [(100, 100, "disconnected")]
+    assert not asm.after_reconnect
+
+
+def test_a_reset_pause_is_timed_from_the_last_data_not_from_a_status_frame():
+    asm = TrialAssembler(channels=C, rate_hz=RATE)
+    dec = FrameDecoder()
+    asm.add(dec.feed(b"".join(_frames(1, 0, 10))), 1_000_000_000)
+    status = protocol.encode_message_frame(protocol.FRAME_TYPE_STATUS, boot_id=1, seq=11, payload={"uptime_s": 1})
+    asm.add(dec.feed(status), 3_000_000_000)  # a status frame 2 s into the pause carries no samples
+    asm.add(dec.feed(b"".join(_frames(2, 0, 10))), 4_000_000_000)
+    gap = asm.gaps[0]
+    assert gap.kind == "reset" and gap.length == 3000 - 100
