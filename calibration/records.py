@@ -116,7 +116,9 @@ class PlateCalibration:
         off = tuple(float(v) for v in d["offsets_counts"])
         if len(off) != k or len(lin) != 3 or len(quad) != 3 or any(len(r) != k for r in lin + quad):
             raise CalibrationRecordError(f"plate {d.get('plate')!r}: matrix or offsets do not match its {k} channels")
-        return cls(str(d["plate"]), str(d["role"]), tuple(int(c) for c in d["channels"]), off, lin, quad,
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in d["channels"]):
+            raise CalibrationRecordError(f"plate {d.get('plate')!r}: channels must be non-negative integers")
+        return cls(str(d["plate"]), str(d["role"]), tuple(d["channels"]), off, lin, quad,
                    dict(d.get("geometry", {})), dict(d.get("statistics", {})))
 
     @classmethod

@@ -127,3 +127,15 @@ def test_arrays_for_rig_takes_the_newest_record_per_plate(rig):
     np.testing.assert_allclose(arr.linear[2], nominal_matrix(plate_geometry(rig, "floor_right")))
     with pytest.raises(CalibrationRecordError, match="plate 'floor_left' has no calibration"):
         arrays_for_rig(rig, [box2])
+
+
+def test_a_record_with_a_fractional_channel_is_refused_even_with_a_matching_hash(rig, tmp_path):
+    rec = make_record([plate_cal(rig, "box")], rig, operator="ana", created=T0)
+    d = json.loads(save_record(rec, tmp_path).read_text())
+    d["plates"][0]["channels"][3] = 3.7
+    body = {k: v for k, v in d.items() if k != "content_hash"}
+    d["content_hash"] = content_hash(body)  # a consistent hash over the bad content
+    bad = tmp_path / "fractional.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(CalibrationRecordError, match="channels must be non-negative integers|does not match its hash"):
+        load_record(bad, rig)

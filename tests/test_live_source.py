@@ -1,0 +1,297 @@
+"""The live source behind the dashboard: the device's rate, gaps as NaN, duplicates, resets, status."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+import tty
+
+import numpy as np
+import pytest
+
+from steplab.acquisition import protocol
+from steplab.acquisition.device import DeviceError, SerialStepBox, SimulatedStepBox
+from steplab.acquisition.frame_decoder import FrameDecoder
+from steplab.acquisition.rig import default_rig, split_box_rig
+from steplab.acquisition.sim_device import SimDeviceEngine, run_pty_server
+from steplab.acquisition.sim_rig import SimulatedRigModel
+from steplab.acquisition.sim_subject import Subject
+from steplab.dashboard.live_source import LiveAcquisition
+from steplab.dsp import calibrated_forces, nominal_calibration
+
+from conftest import wait_for
+
+BOOT = 0x1234ABCD
+RNG = np.random.default_rng(42)
+
+
+class Frames:
+    """Encodes a fake device's frames (own seq counter) for a rig of ``channels``."""
+
+    def __init__(self, rate_hz: float = 1000.0, boot_id: int = BOOT):
+        self.rate_hz = rate_hz
+        self.boot_id = boot_id
+        self.seq = 0
+        self.sent: dict[int, np.ndarray] = {}  # device sample index → counts row (12-channel frames)
+
+    def _seq(self) -> int:
+        self.seq += 1
+        return self.seq - 1
+
+    def data(self, first: int, n: int, channels: int = 12, boot_id: int | None = None) -> bytes:
+        counts = RNG.integers(-400_000, 400_000, size=(n, channels)).astype(np.int32)
+        if channels == 12 and boot_id is None:
+            for k in range(n):
+                self.sent[first + k] = counts[k]
+        return protocol.encode_data_frame(boot_id=boot_id or self.boot_id, seq=self._seq(), first_sample=first,
+                                          device_time_us=int(first * 1e6 / self.rate_hz), counts=counts)
+
+    def run(self, first: int, n: int, per_frame: int = 10, **kw) -> bytes:
+        return b"".join(self.data(f, per_frame, **kw) for f in range(first, first + n, per_frame))
+
+    def info_reply(self, cid: int = 1, rate_hz: float | None = None, channels: int = 12, rig=None) -> bytes:
+        rig = rig or default_rig()
+        payload = {"id": cid, "ok": True, "firmware": "fake 1", "serial": "FAKE", "channels": channels,
+                   "rate_hz": rate_hz or self.rate_hz, "samples_per_frame": 10, "rig": rig.to_dict(),
+                   "calibration_hash": None, "boot_id": self.boot_id}
+        return protocol.encode_message_frame(protocol.FRAME_TYPE_REPLY, boot_id=self.boot_id, seq=self._seq(),
+                                             payload=payload, device_time_us=0)
+
+
+def _independent_fz(counts: np.ndarray, rig) -> dict[str, np.ndarray]:
+    forces = calibrated_forces(counts, nominal_calibration(rig))
+    return {name: f.fz_n for name, f in forces.items()}
+
+
+# -- timeline from decoded chunks ---------------------------------------------------------------------
+
+def test_lost_samples_are_nan_at_their_positions_duplicates_dropped_every_run_used():
+    rig = default_rig()
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    fr = Frames()
+    dec = FrameDecoder()
+    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 100)), 0)
+    assert live.armed and live.rate_hz == 1000.0
+    fr.run(100, 30)  # frames 100..129 are lost on the link
+    live.ingest(dec.feed(fr.run(130, 70)), 1)
+    live.ingest(dec.feed(fr.data(50, 10)), 2)  # a replay of a frame already shown
+    # one read holding a frame of another channel count, then this rig's frames: both runs are looked at
+    chunk = dec.feed(fr.data(0, 10, channels=16, boot_id=BOOT) + fr.run(200, 50))
+    assert len(chunk.data_runs()) == 2 and chunk.frames["channels"][0] == 16
+    live.ingest(chunk, 3)
+    snap = live.snapshot(decimate_to_hz=1000.0)  # every sample
+    assert snap.rate_hz == 1000.0
+    np.testing.assert_allclose(snap.time_s, np.arange(250) / 1000.0)
+    received = np.array(sorted(fr.sent))
+    received = received[(received < 100) | (received >= 130)]
+    assert snap.samples == received.size == 220
+    assert snap.lost_samples == 30 and snap.duplicate_samples == 10
+    expected = _independent_fz(np.array([fr.sent[i] for i in received]), rig)
+    for name in ("box", "floor_left", "floor_right"):
+        fz = snap.fz_n[name]
+        assert np.isnan(fz[100:130]).all()
+        np.testing.assert_allclose(fz[received], expected[name], rtol=1e-12, atol=1e-9)
+    assert live.foreign_samples == 10
+    assert snap.status == "device streams 16 channels, the rig has 12"
+
+
+def test_decimated_view_shows_even_a_short_gap():
+    rig = default_rig()
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    fr = Frames()
+    dec = FrameDecoder()
+    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 500) + fr.run(510, 490)), 0)  # 10 samples lost at 500
+    snap = live.snapshot(decimate_to_hz=100.0)
+    np.testing.assert_allclose(snap.time_s, np.arange(0, 1000, 10) / 1000.0)
+    nan_at = np.flatnonzero(np.isnan(snap.fz_n["box"]))
+    np.testing.assert_array_equal(nan_at, [50])  # the block 500..509 is the gap
+    assert snap.lost_samples == 10
+
+
+def test_a_device_reset_continues_the_timeline_after_the_pause():
+    rig = default_rig()
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    fr = Frames()
+    dec = FrameDecoder()
+    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 100)), 1_000_000_000)
+    other = Frames(boot_id=0x0BADF00D)
+    live.ingest(dec.feed(other.run(0, 50)), 1_200_000_000)  # rebooted: 0.2 s later, index from 0
+    snap = live.snapshot(decimate_to_hz=1000.0)
+    assert snap.device_resets == 1 and snap.samples == 150
+    fz = snap.fz_n["box"]
+    # 0.2 s of host time = 200 positions, the last 50 of them the new boot's samples
+    assert fz.size == 300 and np.isfinite(fz[:100]).all() and np.isnan(fz[100:250]).all()
+    assert np.isfinite(fz[250:]).all()
+
+
+def test_a_device_that_never_answers_info_is_shown_at_the_rig_rate_after_the_timeout():
+    rig = default_rig()
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False, info_timeout_s=0.5)
+    fr = Frames()
+    dec = FrameDecoder()
+    live.ingest(dec.feed(fr.run(0, 100)), 0)
+    assert not live.armed and live.snapshot().status == "waiting for the device to describe itself"
+    live.ingest(dec.feed(fr.run(100, 100)), 600_000_000)
+    assert live.armed and live.rate_hz == rig.sample_rate_hz and live.samples == 100
+
+
+def test_info_with_another_channel_count_is_a_clear_status_not_an_empty_screen():
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig(), auto_tare=False)
+    fr = Frames()
+    live.ingest(FrameDecoder().feed(fr.info_reply(channels=16, rig=split_box_rig()) + fr.run(0, 50, channels=16)), 0)
+    snap = live.snapshot()
+    assert not live.armed and snap.samples == 0
+    assert snap.status == "device streams 16 channels, the rig has 12"
+
+
+def test_ingest_validates_its_argument():
+    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig())
+    with pytest.raises(ValueError):
+        live.ingest(b"\x00", 0)
+    with pytest.raises(ValueError):
+        LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig(), window_s=0)
+    with pytest.raises(ValueError):
+        live.snapshot(decimate_to_hz=0)
+
+
+# -- a pty device: the rate it reports, disconnects -----------------------------------------------------
+
+class PtyRig:
+    """A fake rig on a pty: answers ``info`` (when given one) and sends what the test writes."""
+
+    def __init__(self, frames: Frames, info_rate_hz: float | None):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.name = os.ttyname(self.slave)
+        self.frames = frames
+        self.info_rate_hz = info_rate_hz
+        self.commands: list[dict] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        dec = FrameDecoder()
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.02)
+                data = os.read(self.master, 65536) if ready else b""
+            except OSError:
+                return
+            for m in dec.feed(data).messages:
+                if m.frame_type != protocol.FRAME_TYPE_COMMAND:
+                    continue
+                self.commands.append(m.payload)
+                if m.payload.get("cmd") == "info" and self.info_rate_hz is not None:
+                    self.send(self.frames.info_reply(m.payload["id"], rate_hz=self.info_rate_hz))
+
+    def send(self, data: bytes) -> None:
+        with self._lock:
+            os.write(self.master, data)
+
+    def unplug(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def test_the_time_axis_follows_the_rate_the_device_reports_not_the_rig_file():
+    fr = Frames(rate_hz=2000.0)
+    rig_dev = PtyRig(fr, info_rate_hz=2000.0)
+    live = LiveAcquisition(SerialStepBox(rig_dev.name), default_rig(), auto_tare=False)  # rig file says 1000 Hz
+    try:
+        live.start()
+        assert live.armed and live.rate_hz == 2000.0
+        assert any(c.get("cmd") == "info" for c in rig_dev.commands)
+        for first in range(0, 4000, 400):
+            rig_dev.send(fr.run(first, 400, per_frame=20))
+        assert wait_for(lambda: live.samples >= 4000, 10), live.samples
+        snap = live.snapshot(decimate_to_hz=2000.0)
+        np.testing.assert_allclose(snap.time_s, np.arange(4000) / 2000.0)  # 2 s of data spans 2 s
+        assert snap.rate_hz == 2000.0 and snap.status == "streaming"
+        coarse = live.snapshot()
+        assert coarse.time_s[-1] == pytest.approx(1.99) and np.diff(coarse.time_s) == pytest.approx(0.01)
+        rig_dev.unplug()
+        assert wait_for(lambda: live.snapshot().status == "disconnected (reconnecting)", 5)
+        assert live.snapshot().state == "disconnected"
+    finally:
+        live.stop()
+        rig_dev.unplug()
+
+
+def test_without_a_rig_a_silent_device_is_a_one_line_error():
+    rig_dev = PtyRig(Frames(), info_rate_hz=None)
+    live = LiveAcquisition(SerialStepBox(rig_dev.name), None, info_timeout_s=0.5)
+    try:
+        with pytest.raises(DeviceError) as exc:
+            live.start()
+        assert "info" in str(exc.value) and "\n" not in str(exc.value)
+    finally:
+        rig_dev.unplug()
+
+
+# -- the in-process simulated rig ----------------------------------------------------------------------
+
+def test_without_a_rig_the_devices_own_rig_and_rate_are_used():
+    live = LiveAcquisition(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4, rate_hz=2000.0))
+    live.start()
+    try:
+        assert live.rig.channels == 16 and live.rate_hz == 2000.0
+        assert live.names == ["box_left", "box_right", "floor_left", "floor_right"]
+        assert live.wait_for_samples(2000, 10)
+        snap = live.snapshot(decimate_to_hz=2000.0)
+        assert snap.time_s.size >= 2000 and np.diff(snap.time_s) == pytest.approx(1 / 2000.0)
+        assert snap.lost_samples == 0 and not np.isnan(snap.fz_n["floor_left"]).any()
+    finally:
+        live.stop()
+
+
+def test_a_16_channel_device_against_a_12_channel_rig_says_so():
+    live = LiveAcquisition(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4), default_rig())
+    live.start()
+    try:
+        assert wait_for(lambda: live.snapshot().status == "device streams 16 channels, the rig has 12", 5)
+        assert live.samples == 0
+    finally:
+        live.stop()
+
+
+def test_unplug_shows_disconnected_then_reconnects_by_itself_with_the_gap_as_nan(tmp_path):
+    rig = default_rig()
+    engine = SimDeviceEngine(SimulatedRigModel(rig, Subject(), scenario="quiet", seed=6), rig, seed=6)
+    link = tmp_path / "rig"
+
+    class Out:
+        def write(self, s):
+            return len(s)
+
+        def flush(self):
+            pass
+
+    server = threading.Thread(target=run_pty_server, args=(engine,), daemon=True,
+                              kwargs={"seconds": 6.0, "link": link, "out": Out(),
+                                      "unplug_after_s": 1.0, "unplug_for_s": 1.0})
+    server.start()
+    assert wait_for(link.is_symlink, 5)
+    live = LiveAcquisition(SerialStepBox(str(link)), rig, auto_tare=False)
+    live.start()
+    try:
+        assert wait_for(lambda: live.snapshot().status == "disconnected (reconnecting)", 5)
+        assert wait_for(lambda: live.snapshot().status == "streaming" and live.tracker.lost_samples > 0, 6)
+        n = live.samples
+        assert wait_for(lambda: live.samples > n + 200, 3)
+        snap = live.snapshot(decimate_to_hz=1000.0)
+        fz = snap.fz_n["box"]
+        lost = np.isnan(fz)
+        assert 900 <= lost.sum() <= 3000 and lost.sum() >= snap.lost_samples - 1
+        assert snap.samples + snap.lost_samples == fz.size or fz.size == live.capacity
+    finally:
+        live.stop()
+        server.join(10)
