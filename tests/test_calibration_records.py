@@ -137,5 +137,5 @@ def test_a_record_with_a_fractional_channel_is_refused_even_with_a_matching_hash
     d["content_hash"] = content_hash(body)  # a consistent hash over the bad content
     bad = tmp_path / "fractional.json"
     bad.write_text(json.dumps(d))
-    with pytest.raises(CalibrationRecordError, match="channels must be non-negative integers|does not match its hash"):
+    with pytest.raises(CalibrationRecordError, match="channels must be non-negative integers"):
         load_record(bad, rig)
