@@ -224,19 +224,20 @@ class LiveAcquisition:
                 self._arm(self._rig_given.sample_rate_hz, self._rig_given)  # the device does not answer info
             if not self.armed:
                 return
-        ev = self.tracker.update(chunk)
-        self.duplicate_samples += ev.duplicate_samples
-        if ev.resets:
-            self._need_info = True  # a rebooted device may have another rate: ask again
-        for run, keep in zip(runs, ev.keep_runs):
-            frames, counts = kept_samples(run.frames, run.counts, keep)
-            if frames.size == 0:
-                continue
-            if counts.shape[1] != self.rig.channels:
-                self._note_foreign(counts.shape[1], counts.shape[0])
-                continue
-            self._add_run(frames, counts, host_time_ns)
-        self._last_host_ns = host_time_ns
+        with self._lock:  # counters and buffer change together: a snapshot sees them consistent
+            ev = self.tracker.update(chunk)
+            self.duplicate_samples += ev.duplicate_samples
+            if ev.resets:
+                self._need_info = True  # a rebooted device may have another rate: ask again
+            for run, keep in zip(runs, ev.keep_runs):
+                frames, counts = kept_samples(run.frames, run.counts, keep)
+                if frames.size == 0:
+                    continue
+                if counts.shape[1] != self.rig.channels:
+                    self._note_foreign(counts.shape[1], counts.shape[0])
+                    continue
+                self._add_run(frames, counts, host_time_ns)
+            self._last_host_ns = host_time_ns
 
     def _note_foreign(self, channels: int, n_samples: int) -> None:
         self.foreign_samples += int(n_samples)
@@ -328,22 +329,21 @@ class LiveAcquisition:
             self._place(positions, block)
 
     def _place(self, positions: np.ndarray, counts: np.ndarray) -> None:
+        """Write samples at their timeline positions (caller holds the lock)."""
         self._auto_tare(counts)
         forces = calibrated_forces(counts, self.calibration)
         end = int(positions[-1]) + 1
-        with self._lock:
-            cap = self.capacity
-            lo = max(self._head, end - cap)
-            if end > lo:
-                # everything from the previous head on is a gap until a sample lands there
-                span = np.arange(lo, end) % cap
-                self._buf[:, span] = np.nan
-            sel = positions >= lo
-            idx = positions[sel] % cap
-            for p, name in enumerate(self.names):
-                self._buf[p, idx] = forces[name].fz_n[sel]
-            self._head = max(self._head, end)
-            self.samples += int(counts.shape[0])
+        cap = self.capacity
+        lo = max(self._head, end - cap)
+        if end > lo:
+            # everything from the previous head on is a gap until a sample lands there
+            self._buf[:, np.arange(lo, end) % cap] = np.nan
+        sel = positions >= lo
+        idx = positions[sel] % cap
+        for p, name in enumerate(self.names):
+            self._buf[p, idx] = forces[name].fz_n[sel]
+        self._head = max(self._head, end)
+        self.samples += int(counts.shape[0])
 
     def _auto_tare(self, counts: np.ndarray) -> None:
         cal = self.calibration
@@ -403,10 +403,11 @@ class LiveAcquisition:
                     lost = np.isnan(values).any(axis=2)
                 picked = np.where(lost, np.nan, values[:, :, 0])
                 fz = {name: picked[p].copy() for p, name in enumerate(names)}
-        return LiveSnapshot(time_s=t, fz_n=fz, samples=self.samples, lost_samples=int(self.tracker.lost_samples),
+            samples, lost_samples = self.samples, int(self.tracker.lost_samples)
+            duplicates, resets = self.duplicate_samples, self.device_resets
+        return LiveSnapshot(time_s=t, fz_n=fz, samples=samples, lost_samples=lost_samples,
                             crc_errors=self.crc_errors, state=self.reader.stats.state, rate_hz=rate,
-                            status=self.status(), duplicate_samples=self.duplicate_samples,
-                            device_resets=self.device_resets)
+                            status=self.status(), duplicate_samples=duplicates, device_resets=resets)
 
     def wait_for_samples(self, n: int, timeout_s: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -193,6 +193,8 @@ class PtyRig:
             os.write(self.master, data)
 
     def unplug(self) -> None:
+        if self._stop.is_set():
+            return  # closed already (the fd numbers may belong to someone else now)
         self._stop.set()
         self._thread.join(2)
         for fd in (self.master, self.slave):
@@ -290,8 +292,9 @@ def test_unplug_shows_disconnected_then_reconnects_by_itself_with_the_gap_as_nan
         snap = live.snapshot(decimate_to_hz=1000.0)
         fz = snap.fz_n["box"]
         lost = np.isnan(fz)
-        assert 900 <= lost.sum() <= 3000 and lost.sum() >= snap.lost_samples - 1
-        assert snap.samples + snap.lost_samples == fz.size or fz.size == live.capacity
+        assert 900 <= snap.lost_samples <= 3000  # ~1 s unplugged plus the reconnect back-off
+        assert lost.sum() == snap.lost_samples  # every lost sample is a NaN at its place, nothing else is
+        assert snap.samples + snap.lost_samples == fz.size
     finally:
         live.stop()
         server.join(10)
