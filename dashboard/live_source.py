@@ -167,7 +167,10 @@ class LiveAcquisition:
         self._request_info(time.monotonic())
         self._consumer = threading.Thread(target=self._consume, name="steplab-live", daemon=True)
         self._consumer.start()
-        if not self._armed.wait(self.info_timeout_s) and self._rig_given is None:
+        deadline = time.monotonic() + self.info_timeout_s
+        while not (self.armed or self.device_info is not None) and time.monotonic() < deadline:
+            self._armed.wait(0.01)
+        if not self.armed and self._rig_given is None:
             problem = self._problem
             self.stop()
             raise DeviceError(problem or f"{self.device.address} does not describe its rig (no answer to 'info' "
@@ -185,13 +188,20 @@ class LiveAcquisition:
         self.reader.send_command("info")
 
     def _consume(self) -> None:
+        reconnects = 0
         while not self._stop.is_set():
             try:
                 item = self.reader.queue.get(timeout=0.1)
             except queue.Empty:
                 item = None
             if item is not None:
-                self.ingest(item.chunk, item.host_time_ns)
+                try:
+                    self.ingest(item.chunk, item.host_time_ns)
+                except Exception as exc:  # never a frozen screen that still says "streaming"
+                    self._problem = f"live view error: {type(exc).__name__}: {exc}"
+            if self.reader.stats.reconnects != reconnects:
+                reconnects = self.reader.stats.reconnects
+                self._need_info = True  # after a re-plug it may be another device (or another rate)
             now = time.monotonic()
             if self._need_info and (self._last_info_request is None or now - self._last_info_request >= INFO_RETRY_S):
                 self._request_info(now)
@@ -222,12 +232,13 @@ class LiveAcquisition:
             if (self._rig_given is not None and self._first_data_ns is not None and self._problem is None
                     and host_time_ns - self._first_data_ns >= self.info_timeout_s * 1e9):
                 self._arm(self._rig_given.sample_rate_hz, self._rig_given)  # the device does not answer info
+                self._need_info = False
             if not self.armed:
                 return
         with self._lock:  # counters and buffer change together: a snapshot sees them consistent
             ev = self.tracker.update(chunk)
             self.duplicate_samples += ev.duplicate_samples
-            if ev.resets:
+            if ev.resets and self.device_info is not None:
                 self._need_info = True  # a rebooted device may have another rate: ask again
             for run, keep in zip(runs, ev.keep_runs):
                 frames, counts = kept_samples(run.frames, run.counts, keep)

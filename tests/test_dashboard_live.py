@@ -73,3 +73,17 @@ def test_live_page_shows_the_three_plate_forces(dash_duo, live):
     status = dash_duo.find_element("#live-status").text
     assert "1000 Hz" in status and "0 lost" in status
     assert dash_duo.get_logs() == [] or all(entry["level"] != "SEVERE" for entry in dash_duo.get_logs())
+
+
+def test_live_page_says_when_the_device_does_not_fit_the_rig(dash_duo):
+    from steplab.acquisition.rig import split_box_rig
+
+    src = LiveAcquisition(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=1), default_rig())
+    src.start()
+    try:
+        app = create_app(src, interval_ms=200)
+        dash_duo.start_server(app)
+        dash_duo.wait_for_contains_text("#live-status", "device streams 16 channels, the rig has 12", timeout=15)
+        assert dash_duo.find_element("#plate-box-n").text == "—"  # nothing plausible-looking is shown
+    finally:
+        src.stop()
