@@ -121,7 +121,7 @@ class RecordingSession:
             self.oversize += chunk.oversize
             self.bytes_discarded += chunk.bytes_discarded
         for msg in chunk.messages:
-            if msg.frame_type == protocol.FRAME_TYPE_REPLY and "rig" in msg.payload:
+            if msg.frame_type in (protocol.FRAME_TYPE_REPLY, protocol.FRAME_TYPE_INFO) and "rig" in msg.payload:
                 info = {k: v for k, v in msg.payload.items() if k not in ("id", "ok")}
                 if self.device_info is None:
                     self.device_info = info

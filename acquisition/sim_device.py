@@ -74,6 +74,7 @@ class SimDeviceEngine:
         self._replies.clear()
         self._t0: float | None = now_s
         self._next_status_s: float | None = None
+        self._announce = True  # protocol.md § 9: an info frame after power-up
         if now_s is not None:
             # The sample clock restarts at the reboot: sample 0 is taken at now_s,
             # nothing acquired before the reset is sent (or counted) again.
@@ -168,6 +169,11 @@ class SimDeviceEngine:
         def fits(n_bytes: int) -> bool:
             return max_bytes is None or len(out) + n_bytes <= max_bytes
 
+        if self._announce:  # protocol.md § 9: the device describes itself after power-up
+            self._announce = False
+            frame = self._message(protocol.FRAME_TYPE_INFO, self.info(), now_s)
+            if fits(len(frame)):
+                out += frame
         for r in self._replies:
             if fits(len(r)):
                 out += r  # (a lost reply leaves a jump in seq: it was numbered when queued)

@@ -168,7 +168,8 @@ class LiveAcquisition:
         self._consumer = threading.Thread(target=self._consume, name="steplab-live", daemon=True)
         self._consumer.start()
         deadline = time.monotonic() + self.info_timeout_s
-        while not (self.armed or self.device_info is not None) and time.monotonic() < deadline:
+        # wait for the timeline to be armed (not merely for the answer: arming follows it)
+        while not (self.armed or self._problem) and time.monotonic() < deadline:
             self._armed.wait(0.01)
         if not self.armed and self._rig_given is None:
             problem = self._problem
@@ -216,7 +217,8 @@ class LiveAcquisition:
             raise ValueError(f"ingest needs a DecodedChunk, not {type(chunk).__name__}")
         self.crc_errors += int(chunk.crc_errors)
         for msg in chunk.messages:
-            if msg.frame_type == protocol.FRAME_TYPE_REPLY and msg.payload.get("ok") and "rig" in msg.payload:
+            if ((msg.frame_type == protocol.FRAME_TYPE_INFO or (msg.frame_type == protocol.FRAME_TYPE_REPLY and msg.payload.get("ok")))
+                    and "rig" in msg.payload):
                 self._on_info(msg.payload)
             elif msg.frame_type == protocol.FRAME_TYPE_STATUS:
                 self.last_status = msg.payload
