@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 import numpy as np
@@ -85,36 +87,59 @@ def _rep_quiet(trial: A.Trial, k: int, region_lo: int, i_c: int):
     return q
 
 
-def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
-    """metrics.md § Step-down: one rep per step down onto a floor plate (step-ups are not reps)."""
-    p = trial.params
-    r = trial.rate_hz
+@dataclass
+class _RepStart:
+    """What step-down and forward-step-down reps share up to onset (k-th floor contact)."""
+
+    flags: list[str]
+    hi: int  # end of the rep's region (next contact or the end of the trial)
+    role: str  # the lead (or tapping) floor plate
+    crun: tuple  # its contact run: (i_on, i_off, t_on_s)
+    lead: str | None
+    metrics: dict
+    t_onset_s: float | None
+
+
+def _reps_from_the_box(trial: A.Trial, lead, metric_names, reps: list[RepResult]):
+    """Segment floor contacts, find each rep's lead, quiet stance, velocity and onset.
+
+    Reps that stop early (a lead problem, no quiet stance) are appended to
+    ``reps`` with their flag; the others are yielded for their own metrics.
+    """
     floors = _floors(trial)
-    ok = A.weigh_standing_start(trial, body_mass_kg, flags)
-    if not ok:
-        return [RepResult(lead, None, None, dict.fromkeys(STEP_DOWN_METRICS), ["no_quiet_stance"])]
-    landings = _reps_by_floor_contact(trial, floors)
-    reps = []
-    for k, (on, off, bounced) in enumerate(landings):
+    contacts = _reps_by_floor_contact(trial, floors)
+    for k, (on, off, bounced) in enumerate(contacts):
         rep_flags = ["bounce"] if bounced else []
-        region_lo = landings[k - 1][1] if k > 0 else trial.quiet_start
-        hi = landings[k + 1][0] if k + 1 < len(landings) else trial.n
+        region_lo = contacts[k - 1][1] if k > 0 else trial.quiet_start
+        hi = contacts[k + 1][0] if k + 1 < len(contacts) else trial.n
         role, crun, problem = lead_contact(trial, floors, on, off, lead)
         rep_lead = role.split("_", 1)[1] if role else lead
-        m = dict.fromkeys(STEP_DOWN_METRICS)
+        m = dict.fromkeys(metric_names)
         if problem is not None:
             reps.append(RepResult(rep_lead, None, None if crun is None else crun[2], m, rep_flags + [problem]))
             continue
-        i_c = crun[0]
-        t_c = crun[2]
-        q = _rep_quiet(trial, k, region_lo, i_c)
+        q = _rep_quiet(trial, k, region_lo, crun[0])
         if q is None:
-            reps.append(RepResult(rep_lead, None, t_c, m, rep_flags + ["no_quiet_stance"]))
+            reps.append(RepResult(rep_lead, None, crun[2], m, rep_flags + ["no_quiet_stance"]))
             continue
         qs, qe = q
         # metrics.md § kinematics: v = ∫ (F − BW)/m dt from the quiet stance before the rep (v = 0 there)
         A.K.integrate_velocity(trial.total, qs, hi, trial.level_n, trial.mass_kg, trial.dt, trial.v)
-        t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
+        # metrics.md § Movement onset
+        t_on, _ = A.onset_time(trial, qe, crun[0] + 1, qs)
+        yield _RepStart(rep_flags, hi, role, crun, rep_lead, m, t_on)
+
+
+def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResult]:
+    """metrics.md § Step-down: one rep per step down onto a floor plate (step-ups are not reps)."""
+    p = trial.params
+    r = trial.rate_hz
+    if not A.weigh_standing_start(trial, body_mass_kg, flags):
+        return [RepResult(lead, None, None, dict.fromkeys(STEP_DOWN_METRICS), ["no_quiet_stance"])]
+    reps: list[RepResult] = []
+    for rep in _reps_from_the_box(trial, lead, STEP_DOWN_METRICS, reps):
+        m, rep_flags, t_on = rep.metrics, rep.flags, rep.t_onset_s
+        i_c, t_c = rep.crun[0], rep.crun[2]
         v_c = value_at(trial.v, t_c, r)
         if t_on is not None:
             # metrics.md § Step-down: lowering_duration_s = t_contact − t_onset
@@ -131,9 +156,9 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
         m["trail_support_at_contact_pct"] = value_at(trial.filtered("box", i_c - 2, i_c + 2), t_c, r) / trial.bw_n * 100.0
         # metrics.md § Step-down: landing phase [t_contact, t_arrest]
         t_arr = arrest_time(trial, t_c, i_c, rep_flags)
-        m.update(plate_landing_metrics(trial, role, t_c, t_arr))
+        m.update(plate_landing_metrics(trial, rep.role, t_c, t_arr))
         # metrics.md § Step-down: time_to_stabilization_s (threshold method)
-        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, hi, rep_flags)
+        m["time_to_stabilization_s"] = stabilization_time(trial, t_c, rep.hi, rep_flags)
         if t_arr is not None:
             # decision 0003: a landing phase cut by the end of the recording (t_arr None,
             # flagged truncated) reports none of the metrics that need the whole phase
@@ -143,11 +168,11 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
             m["peak_deceleration_m_s2"] = (float(trial.filtered("total", i0, i1 + 1)[i0:i1 + 1].max())
                                            - trial.bw_n) / trial.mass_kg
         # metrics.md § kinematics: integration_drift_m_s = mean v over the last 1 s of the closing quiet stance
-        drift = A.drift_after(trial, i_c, hi)
+        drift = A.drift_after(trial, i_c, rep.hi)
         m["integration_drift_m_s"] = drift
         if drift is not None and abs(drift) > p.drift_flag_m_s:
             rep_flags.append("integration_drift")
-        reps.append(RepResult(rep_lead, t_on, t_c, m, rep_flags))
+        reps.append(RepResult(rep.lead, t_on, t_c, m, rep_flags))
     if not reps:
         flags.append("no_reps")
     return reps
@@ -157,33 +182,13 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
     """metrics.md § Forward step-down: one rep per heel tap on a floor plate; lead = the tapping limb."""
     p = trial.params
     r = trial.rate_hz
-    floors = _floors(trial)
-    ok = A.weigh_standing_start(trial, body_mass_kg, flags)
-    if not ok:
+    if not A.weigh_standing_start(trial, body_mass_kg, flags):
         return [RepResult(lead, None, None, dict.fromkeys(FORWARD_METRICS), ["no_quiet_stance"])]
-    taps = _reps_by_floor_contact(trial, floors)
-    reps = []
-    for k, (on, off, bounced) in enumerate(taps):
-        rep_flags = ["bounce"] if bounced else []
-        region_lo = taps[k - 1][1] if k > 0 else trial.quiet_start
-        hi = taps[k + 1][0] if k + 1 < len(taps) else trial.n
-        role, crun, problem = lead_contact(trial, floors, on, off, lead)
-        rep_lead = role.split("_", 1)[1] if role else lead
-        m = dict.fromkeys(FORWARD_METRICS)
-        if problem is not None:
-            reps.append(RepResult(rep_lead, None, None if crun is None else crun[2], m, rep_flags + [problem]))
-            continue
-        i_c = crun[0]
+    reps: list[RepResult] = []
+    for rep in _reps_from_the_box(trial, lead, FORWARD_METRICS, reps):
+        m, t_on, role = rep.metrics, rep.t_onset_s, rep.role
         # metrics.md § Forward step-down: tap = floor Fz ≥ contact_threshold_n
-        t_tap = crun[2]
-        q = _rep_quiet(trial, k, region_lo, i_c)
-        if q is None:
-            reps.append(RepResult(rep_lead, None, t_tap, m, rep_flags + ["no_quiet_stance"]))
-            continue
-        qs, qe = q
-        A.K.integrate_velocity(trial.total, qs, hi, trial.level_n, trial.mass_kg, trial.dt, trial.v)
-        t_on, _ = A.onset_time(trial, qe, i_c + 1, qs)
-        i_off = crun[1]
+        i_c, i_off, t_tap = rep.crun
         t_end = crossing_time_s(trial.fz[role], i_off, p.contact_threshold_n, r) if i_off < trial.n else (trial.n - 1) / r
         # metrics.md § Forward step-down: tap_force_pct_bw = max floor Fz during the tap / BW × 100
         m["tap_force_pct_bw"] = float(trial.filtered(role, i_c, i_off)[i_c:i_off].max()) / trial.bw_n * 100.0
@@ -199,10 +204,10 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
         # ≥ quiet_window_s after the tap), not where |v| ≤ onset speed: after seconds of integration
         # the drift of v is of the order of the onset speed itself.
         if i_off < trial.n:
-            t_quiet = A.back_to_quiet_s(trial, i_off, hi)
+            t_quiet = A.back_to_quiet_s(trial, i_off, rep.hi)
             if t_quiet is not None:
                 m["raising_duration_s"] = max(0.0, t_quiet - t_end)
-        reps.append(RepResult(rep_lead, t_on, t_tap, m, rep_flags))
+        reps.append(RepResult(rep.lead, t_on, t_tap, m, rep.flags))
     if not reps:
         flags.append("no_reps")
     return reps
