@@ -30,6 +30,21 @@ FIRMWARE_VERSION = "steplab-sim 0.1.0"
 MAX_PENDING_BYTES = 1 << 20  # the device's transmit buffer; beyond it, frames are dropped (overrun)
 
 
+def warm_up(rig: Rig) -> None:
+    """Compile (or load from cache) the simulator's and the codec's kernels before serving.
+
+    A device that answers nothing for seconds after power-up would look broken:
+    a throwaway model and engine run once, so the first real frames are on time.
+    """
+    from .frame_decoder import warm_up as warm_codec
+
+    warm_codec()
+    model = SimulatedRigModel(rig, scenario="quiet", seed=0, keep_truth_s=1.0)
+    engine = SimDeviceEngine(model, rig, rate_hz=rig.sample_rate_hz)
+    engine.pending_output(0.0)
+    engine.pending_output(0.05)
+
+
 def default_samples_per_frame(rate_hz: float) -> int:
     """10 ms of samples per frame (at least 1): latency stays at 10 ms at any rate."""
     return max(1, int(round(rate_hz / 100.0)))

@@ -77,7 +77,7 @@ class DeviceCountsSource:
         self._pending = np.concatenate([self._pending, chunk.counts])
         return True
 
-    def info(self, timeout_s: float = 3.0) -> dict | None:
+    def info(self, timeout_s: float = 10.0) -> dict | None:
         """The device's answer to ``info`` (None if it does not answer within ``timeout_s``)."""
         import time
 
@@ -240,6 +240,9 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
     from steplab.calibration.report import format_report
     from steplab.calibration.robot import CalibrationAborted
 
+    from steplab.acquisition.frame_decoder import warm_up
+
+    warm_up()  # compile the decoder before talking to the rig
     source = DeviceCountsSource(args.device, rig.channels)
     try:
         robot = None

@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             except CalibrationRecordError as exc:
                 raise UserError(str(exc)) from None
         device = open_device(args.device, rig=rig) if args.device.startswith("sim") else open_device(args.device)
+        from steplab.acquisition.frame_decoder import warm_up
+
+        warm_up()  # compile the decoder before the clock of the connect timeout starts
         trial, summary = record(device, args.seconds, out, rig=rig, calibration_for=calibration_for,
                                 reconnect_timeout_s=args.reconnect_timeout)
     except RecordingInterrupted as exc:

@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--unplug-after", args.unplug_after), ("--reset-after", args.reset_after)):
         if value is not None and value < 0:
             raise UserError(f"{name} {value:g} must not be negative")
-    _, _, engine = build_sim(args)
+    rig, _, engine = build_sim(args)
+    from steplab.acquisition.sim_device import warm_up
+
+    warm_up(rig)  # compile before announcing the port: the first frames are then on time
 
     def _terminate(*_):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
