@@ -50,6 +50,27 @@ DROP_PLATE_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_b
                       "peak_loading_rate_bw_s", "impulse_100ms_bw_s")
 LIMB_OF_ROLE = {"floor_left": "left", "floor_right": "right"}
 ROLE_OF_LIMB = {"left": "floor_left", "right": "floor_right"}
+STEP_DOWN_METRICS = ("lowering_duration_s", "peak_descent_speed_m_s", "touchdown_speed_m_s",
+                     "trail_support_at_contact_pct", *DROP_PLATE_METRICS, "peak_deceleration_m_s2",
+                     "landing_phase_duration_s", "time_to_stabilization_s", "box_cop_ml_range_mm",
+                     "box_cop_ml_velocity_mm_s")
+FORWARD_METRICS = ("lowering_duration_s", "raising_duration_s", "tap_force_pct_bw", "peak_descent_speed_m_s",
+                   "box_cop_ml_range_mm")
+SQUAT_METRICS = ("left_share_pct", "left_share_descent_pct", "left_share_ascent_pct")
+#: metrics that read the whole landing phase: None when the recording cuts it (decision 0003)
+WHOLE_PHASE_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s", "peak_loading_rate_bw_s",
+                       "peak_deceleration_m_s2", "landing_phase_duration_s", "time_to_stabilization_s",
+                       "integration_drift_m_s")
+# decision 0003 constants (written rules, not read from the core)
+BODY_MASS_MISMATCH_FRACTION = 0.02     # |m·g − measured quiet force| > max(2 % m·g, 10 N)
+BODY_MASS_MISMATCH_MIN_N = 10.0
+NO_QUIET_SD_FACTOR = 3.0               # no quiet stance: σ > 3 × max(10 N, 2 % BW)
+BOUNCE_QUIET_S = 0.5                   # step-down: an in-band run ≥ 0.5 s separates two landings
+MIN_FLIGHT_S = 0.100                   # drop landing: both floor plates < contact threshold ≥ 100 ms
+SQUAT_QUIET_SPEED_FACTOR = 5.0         # closing stance: |v| ≤ 5 × onset_speed_m_s
+SQUAT_RETURN_FRACTION = 0.5            # ... and |z| ≤ max(50 % of the depth so far, 2 cm)
+SQUAT_RETURN_MIN_M = 0.02
+SQUAT_MIN_DEPTH_M = 0.02               # a movement of < 2 cm is not a rep
 
 
 # ---------------------------------------------------------------------------
@@ -192,19 +213,35 @@ class _Trial:
         self.floor_roles = [r for r in ("floor_left", "floor_right") if r in plates]
         self.bw = float("nan")
         self.sd_q = float("nan")
+        self.level = float("nan")
+        self.q_weigh = 0
 
-    def set_weight(self, bw: float, sd_q: float) -> None:
+    def set_weight(self, bw: float, sd_q: float, level: float) -> None:
+        """Body weight ``bw`` (N, m·g when the mass is given), quiet SD and measured quiet force ``level`` (N).
+
+        Every quiet-band search and the velocity baseline use ``level`` (what the
+        plates read in quiet stance); ``bw`` and ``m`` normalise (decision 0003).
+        """
         self.bw = bw
         self.sd_q = sd_q
+        self.level = level
         self.m = bw / G_M_S2
         self.thr = max(self.p.onset_sd_factor * sd_q, self.p.onset_bw_fraction * bw)
-        self.dev = self.F - bw
+        self.dev = self.F - level
         self.active = np.abs(self.dev) > self.thr
+        self.inband_runs = [(a, b) for a, b in runs_of(~self.active) if b - a >= self.w]
 
     def velocity(self, start: int, stop: int) -> np.ndarray:
         """Centre-of-mass velocity (m/s) over samples ``start..stop-1``, 0 at ``start``."""
-        a = (self.F[start:stop] - self.bw) / self.m
+        a = (self.F[start:stop] - self.level) / self.m
         return cumulative_trapezoid(a, dx=self.dt, initial=0.0)
+
+    def first_quiet_run_after(self, i: int, stop: int | None = None) -> tuple[int, int] | None:
+        """First in-band run of ≥ one quiet window that starts after sample ``i`` (and ends by ``stop``)."""
+        for a, b in self.inband_runs:
+            if a > i and (stop is None or b <= stop):
+                return a, b
+        return None
 
     def floor_runs(self) -> list[tuple[int, int]]:
         any_floor = np.zeros(self.n, dtype=bool)
@@ -253,26 +290,34 @@ class _Trial:
     def v_at(self, v: np.ndarray, q0: int, t: float) -> float:
         return float(np.interp(t, (q0 + np.arange(len(v))) * self.dt, v))
 
-    def arrest(self, v: np.ndarray, q0: int, t_contact: float) -> tuple[float, bool]:
-        """First time after contact with v ≥ 0; (t_contact + timeout, False) if none in time."""
+    def arrest(self, v: np.ndarray, q0: int, t_contact: float) -> tuple[float, str]:
+        """End of the landing phase: (time, status), status "arrested", "not_arrested" or "truncated".
+
+        ``arrested``: first time after contact with v ≥ 0, within the timeout;
+        ``not_arrested``: none within ``arrest_timeout_s`` (phase ends at contact + timeout);
+        ``truncated``: the recording ends before both (phase ends at the last sample).
+        """
         timeout = t_contact + self.p.arrest_timeout_s
         i0 = int(math.floor(t_contact / self.dt)) + 1  # first sample after t_contact
         k0 = i0 - q0
         if self.v_at(v, q0, t_contact) >= 0.0:
-            return t_contact, True
+            return t_contact, "arrested"
         up = np.flatnonzero(v[k0:] >= 0.0)
         if up.size:
             k = k0 + int(up[0])
             t = (q0 + k - 1 + (0.0 - v[k - 1]) / (v[k] - v[k - 1])) * self.dt
             if t <= timeout:
-                return t, True
-        return min(timeout, (self.n - 1) * self.dt), False
+                return t, "arrested"
+        t_last = (self.n - 1) * self.dt
+        if timeout > t_last:
+            return t_last, "truncated"
+        return timeout, "not_arrested"
 
     def stabilization(self, t_contact: float, stop: int) -> float | None:
         """Time from contact until |F − BW| ≤ band for the next hold_s (None if not before ``stop``)."""
         band = self.p.stabilization_band_bw * self.bw
         hold = max(int(round(self.p.stabilization_hold_s * self.rate)), 1)
-        dev = self.F_f - self.bw
+        dev = self.F_f - self.level
         ok = np.abs(dev) <= band
         i0 = int(math.ceil(t_contact / self.dt - 1e-9))
         for a, b in runs_of(ok[i0:stop]):
@@ -337,42 +382,91 @@ class _Trial:
 # ---------------------------------------------------------------------------
 # protocols
 # ---------------------------------------------------------------------------
-def _lead_of_event(tr: _Trial, start: int, stop: int, lead: str | None) -> tuple[str, int, float] | None:
-    """Lead plate of a floor run: (role, contact index, contact time)."""
-    if lead is not None:
-        role = ROLE_OF_LIMB[lead]
-        if role not in tr.plates:
-            return None
-        c = tr.contact_at(role, start, stop)
-        return None if c is None else (role, c[0], c[1])
-    best = None
-    for role in tr.floor_roles:
-        c = tr.contact_at(role, start, stop)
-        if c is not None and (best is None or c[1] < best[2]):
-            best = (role, c[0], c[1])
-    return best
+def _none_metrics(names) -> dict[str, float | None]:
+    return dict.fromkeys(names)
+
+
+def _event_contact(tr: _Trial, start: int, stop: int, lead: str | None) -> tuple[str, int | None, float | None, str | None]:
+    """Lead plate and contact of the floor event ``[start, stop)``: (role, index, time, flag).
+
+    Without ``lead`` the plate whose own contact starts first leads.  With ``lead``
+    contact is searched on that limb's plate only (decision 0003): none there →
+    flag ``lead_plate_not_contacted``; the other floor plate already in contact
+    when it is struck → flag ``lead_override_contradicted``.
+    """
+    contacts = {r: c for r in tr.floor_roles if (c := tr.contact_at(r, start, stop)) is not None}
+    if lead is None:
+        role = min(contacts, key=lambda r: contacts[r][1])
+        return role, contacts[role][0], contacts[role][1], None
+    role = ROLE_OF_LIMB[lead]
+    if role not in contacts:
+        return role, None, None, "lead_plate_not_contacted"
+    ic, tc = contacts[role]
+    others = [c for r, c in contacts.items() if r != role and c[1] < tc]
+    return role, ic, tc, ("lead_override_contradicted" if others else None)
+
+
+def _step_down_events(tr: _Trial) -> list[tuple[int, int, bool]]:
+    """Floor-contact events (start, stop, bounce) after the start of the recording.
+
+    Floor runs with no quiet stance (an in-band run ≥ ``BOUNCE_QUIET_S``) between
+    them are one landing, flagged ``bounce``.
+    """
+    min_quiet = max(int(round(BOUNCE_QUIET_S * tr.rate)), 1)
+    events: list[list] = []
+    for a, b in tr.floor_runs():
+        if a == 0:  # already on the floor when the recording starts: not a step down
+            continue
+        if events:
+            gap = ~tr.active[events[-1][1]:a]
+            if not any(e - s >= min_quiet for s, e in runs_of(gap)):
+                events[-1][1] = b
+                events[-1][2] = True
+                continue
+        events.append([a, b, False])
+    return [(a, b, bounce) for a, b, bounce in events]
+
+
+def _truncate(metrics: dict[str, float | None], flags: list[str]) -> None:
+    """A landing phase cut by the end of the recording: whole-phase metrics None (decision 0003)."""
+    flags.append("truncated")
+    for name in list(metrics):
+        base = name[:-5] if name.endswith("_left") else name[:-6] if name.endswith("_right") else name
+        if base in WHOLE_PHASE_METRICS:
+            metrics[name] = None
+    if "not_stabilized" not in flags:
+        flags.append("not_stabilized")
 
 
 def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResult]:
-    """Step-down (walk-off) and forward step-down (tap): one rep per floor contact after box stance."""
+    """Step-down (walk-off) and forward step-down (tap): one rep per floor-contact event after box stance."""
     p = tr.p
-    runs = tr.floor_runs()
+    names = FORWARD_METRICS if forward else STEP_DOWN_METRICS
     events = []
-    for k, (a, b) in enumerate(runs):
-        if a == 0:  # already on the floor when the recording starts: not a step down
-            continue
-        info = _lead_of_event(tr, a, b, lead)
-        if info is None:
-            continue
-        lo = runs[k - 1][1] if k > 0 else 0
-        events.append((lo, a, b, info))
+    for a, b, bounce in _step_down_events(tr):
+        events.append((a, b, bounce, _event_contact(tr, a, b, lead)))
     reps: list[RepResult] = []
-    for k, (lo, a, b, (role, ic, t_contact)) in enumerate(events):
-        flags: list[str] = []
-        q0, d, ok = tr.quiet_before(lo, ic)
-        if not ok:
-            flags.append("no_quiet_stance")
-        seg_end = events[k + 1][1] if k + 1 < len(events) else tr.n  # next rep's contact
+    for k, (a, b, bounce, (role, ic, t_contact, lead_flag)) in enumerate(events):
+        limb = LIMB_OF_ROLE[role]
+        flags: list[str] = ["bounce"] if bounce else []
+        if lead_flag is not None:
+            flags.append(lead_flag)
+            reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
+                                  flags=flags))
+            continue
+        if k == 0 and tr.q_weigh + tr.w <= ic:  # the first rep integrates from the weighing window
+            q0 = tr.q_weigh
+            act = np.flatnonzero(tr.active[q0 + tr.w:ic + 1])
+            d = q0 + tr.w + int(act[0]) if act.size else ic
+        else:
+            lo = events[k - 1][1] if k > 0 else 0
+            q0, d, ok = tr.quiet_before(lo, ic)
+            if not ok:
+                flags.append("no_quiet_stance")
+                reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact,
+                                      metrics=_none_metrics(names), flags=flags))
+                continue
+        seg_end = events[k + 1][0] if k + 1 < len(events) else tr.n  # next event's start
         v = tr.velocity(q0, seg_end)
         t_onset = tr.onset_time(v, q0, min(d, ic))
         idx_low = samples_between(t_onset, t_contact, tr.dt, tr.n)
@@ -380,27 +474,23 @@ def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResu
         metrics: dict[str, float | None] = {}
         metrics["lowering_duration_s"] = t_contact - t_onset
         ml_range, ml_vel = tr.box_cop_ml(t_onset, t_contact)
-        limb = LIMB_OF_ROLE[role]
         if forward:
             t_tap_end = crossing_time(tr.plates[role].fz_n, b, p.contact_threshold_n, tr.dt) if b < tr.n else None
             # the rep ends at the first ≥ 1 s still stretch after the tap
-            t_quiet = float("nan")
+            t_quiet = None
             if t_tap_end is not None:
                 still = [(s, e) for s, e in runs_of(~tr.active[b:]) if e - s >= tr.w]
                 if still:
                     last_active = b + still[0][0] - 1
-                    if last_active >= b:
-                        t_quiet = tr.end_time(last_active)
-                    else:
-                        t_quiet = t_tap_end
+                    t_quiet = tr.end_time(last_active) if last_active >= b else t_tap_end
             tap_idx = np.arange(a, b)
-            metrics["raising_duration_s"] = (t_quiet - t_tap_end) if t_tap_end is not None else None
+            metrics["raising_duration_s"] = (t_quiet - t_tap_end) if t_quiet is not None else None
             metrics["tap_force_pct_bw"] = float(np.max(tr.fz_f[role][tap_idx])) / tr.bw * 100.0
             metrics["peak_descent_speed_m_s"] = -float(np.min(v_low))
             metrics["box_cop_ml_range_mm"] = ml_range
         else:
-            t_end, arrested = tr.arrest(v, q0, t_contact)
-            if not arrested:
+            t_end, status = tr.arrest(v, q0, t_contact)
+            if status == "not_arrested":
                 flags.append("descent_not_arrested")
             metrics["peak_descent_speed_m_s"] = -float(np.min(v_low))
             metrics["touchdown_speed_m_s"] = -tr.v_at(v, q0, t_contact)
@@ -415,57 +505,121 @@ def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResu
             metrics["time_to_stabilization_s"] = tts
             metrics["box_cop_ml_range_mm"] = ml_range
             metrics["box_cop_ml_velocity_mm_s"] = ml_vel
-        if k + 1 == len(events) and tr.n - tr.w >= b and not np.any(tr.active[tr.n - tr.w:]):
-            drift = float(np.mean(v[tr.n - tr.w - q0:]))
-            metrics["integration_drift_m_s"] = drift
-            if abs(drift) > p.drift_flag_m_s:
-                flags.append("integration_drift")
+            # drift: mean v over the last second of the first ≥ 1 s quiet run after contact
+            run = tr.first_quiet_run_after(ic, seg_end)
+            if run is not None and status != "truncated":
+                drift = float(np.mean(v[run[1] - tr.w - q0:run[1] - q0]))
+                metrics["integration_drift_m_s"] = drift
+                if abs(drift) > p.drift_flag_m_s:
+                    flags.append("integration_drift")
+            if status == "truncated":
+                _truncate(metrics, flags)
         reps.append(RepResult(lead=limb, t_onset_s=t_onset, t_contact_s=t_contact, metrics=metrics, flags=flags))
     return reps
 
 
-def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
-    """One rep per landing; velocity integrated backwards from the final quiet stance."""
-    anchor = tr.n - tr.w
-    a_all = (tr.F - tr.bw) / tr.m
-    V = cumulative_trapezoid(a_all, dx=tr.dt, initial=0.0)
-    v = V - V[anchor]
-    floor = [r for r in tr.floor_runs() if r[0] > 0]
-    reps: list[RepResult] = []
-    for k, (a, b) in enumerate(floor):
-        contacts = {}
-        for role in tr.floor_roles:
-            c = tr.contact_at(role, a, b)
-            if c is not None:
-                contacts[role] = c
-        if not contacts:
+def _landings(tr: _Trial) -> list[tuple[int, int, bool]]:
+    """Drop-landing events (start, stop, bounce): floor runs that follow a flight.
+
+    A flight is ≥ ``MIN_FLIGHT_S`` with every floor plate below the contact
+    threshold; a floor run after a shorter airborne gap joins the previous landing
+    (flag ``bounce``); a run at the start of the recording with no flight before it
+    is not a landing.
+    """
+    nf = max(int(math.ceil(MIN_FLIGHT_S * tr.rate - 1e-9)), 1)
+    air = np.ones(tr.n, dtype=bool)
+    for r in tr.floor_roles:
+        air &= tr.plates[r].fz_n < tr.p.contact_threshold_n
+    out: list[list] = []
+    for a, b in tr.floor_runs():
+        if (a > 0 and not out) or (a >= nf and np.all(air[a - nf:a])):
+            out.append([a, b, False])  # the first floor run after the start (off the floor) is a landing
+        elif out:
+            out[-1][1] = b
+            out[-1][2] = True
+    return [(a, b, bounce) for a, b, bounce in out]
+
+
+def _weigh_drop(tr: _Trial) -> tuple[int, float, float, bool] | None:
+    """Drop-landing weighing (decision 0003): (window start, mean, SD, unsteady) or None.
+
+    The last window when it is quiet stance; else the min-SD window inside the
+    floor contact of the latest landing that has a steady one (latest first); else
+    the latest landing with any stance, flagged unsteady.
+    """
+    p = tr.p
+
+    def limit(mean: float) -> float:
+        return max(p.unsteady_sd_n, p.unsteady_bw_fraction * mean)
+
+    last = tr.F[tr.n - tr.w:]
+    mean, sd = float(np.mean(last)), float(np.std(last))
+    if mean >= p.contact_threshold_n and sd <= limit(mean):
+        return tr.n - tr.w, mean, sd, False
+    fallback = None
+    for a, b, _ in reversed(_landings(tr)):
+        if b - a < tr.w:
             continue
-        first_role = min(contacts, key=lambda r: contacts[r][1])
-        t_contact = contacts[first_role][1]
-        limb = lead if lead is not None else LIMB_OF_ROLE[first_role]
-        flags: list[str] = []
-        t_end, arrested = tr.arrest(v, 0, t_contact)
-        if not arrested:
+        q0, mean, sd = min_sd_window(tr.F, a, b, tr.w)
+        if mean < p.contact_threshold_n:
+            continue
+        if sd <= limit(mean):
+            return q0, mean, sd, False
+        if fallback is None and sd <= NO_QUIET_SD_FACTOR * limit(mean):
+            fallback = (q0, mean, sd, True)
+    return fallback
+
+
+def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
+    """One rep per landing; velocity integrated backwards from the quiet stance after it."""
+    p = tr.p
+    names = tuple(f"{m}_{s}" for m in DROP_PLATE_METRICS for s in ("left", "right")) + (
+        "peak_deceleration_m_s2", "time_to_stabilization_s")
+    V = None
+    if not math.isnan(tr.level):
+        V = cumulative_trapezoid((tr.F - tr.level) / tr.m, dx=tr.dt, initial=0.0)
+    reps: list[RepResult] = []
+    for a, b, bounce in _landings(tr):
+        role, ic, t_contact, lead_flag = _event_contact(tr, a, b, lead)
+        limb = LIMB_OF_ROLE[role]
+        flags: list[str] = ["bounce"] if bounce else []
+        if lead_flag is not None:
+            flags.append(lead_flag)
+            reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
+                                  flags=flags))
+            continue
+        run = tr.first_quiet_run_after(ic) if V is not None else None
+        if run is None:
+            flags.append("no_quiet_stance")
+            if t_contact + p.arrest_timeout_s > (tr.n - 1) * tr.dt:
+                flags.append("truncated")
+            reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
+                                  flags=flags))
+            continue
+        q0, _, _ = min_sd_window(tr.F, run[0], min(run[1], run[0] + tr.search), tr.w)
+        anchor = q0 + tr.w - 1  # v = 0 at the end of the quiet window
+        v = V - V[anchor]
+        t_end, status = tr.arrest(v, 0, t_contact)
+        if status == "not_arrested":
             flags.append("descent_not_arrested")
-        if b < tr.n and k + 1 < len(floor):
-            flags.append("bounce")
+        contacts = {r: c for r in tr.floor_roles if (c := tr.contact_at(r, a, b)) is not None}
         metrics: dict[str, float | None] = {}
         per_plate: dict[str, dict[str, float | None]] = {}
-        for role in ("floor_left", "floor_right"):
-            if role in contacts and contacts[role][1] < t_end:
-                per_plate[role] = tr.landing_plate_metrics(role, contacts[role][1], t_end)
+        for r in ("floor_left", "floor_right"):
+            if r in contacts and contacts[r][1] < t_end:
+                per_plate[r] = tr.landing_plate_metrics(r, contacts[r][1], t_end)
             else:
-                per_plate[role] = dict.fromkeys(DROP_PLATE_METRICS)
+                per_plate[r] = dict.fromkeys(DROP_PLATE_METRICS)
         for name in DROP_PLATE_METRICS:
-            left = per_plate["floor_left"][name]
-            right = per_plate["floor_right"][name]
-            metrics[f"{name}_left"] = left
-            metrics[f"{name}_right"] = right
+            metrics[f"{name}_left"] = per_plate["floor_left"][name]
+            metrics[f"{name}_right"] = per_plate["floor_right"][name]
         metrics["peak_deceleration_m_s2"] = tr.peak_deceleration(t_contact, t_end)
         tts = tr.stabilization(t_contact, b)
         if tts is None:
             flags.append("not_stabilized")
         metrics["time_to_stabilization_s"] = tts
+        if status == "truncated":
+            _truncate(metrics, flags)
         if len(tr.floor_roles) == 2:
             for name in DROP_PLATE_METRICS:
                 metrics.update(symmetry_metrics(name, metrics[f"{name}_left"], metrics[f"{name}_right"]))
@@ -474,38 +628,64 @@ def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
 
 
 def _squat_reps(tr: _Trial) -> list[RepResult]:
-    """One rep per movement between ≥ 1 s still stretches; left share over the movement."""
-    still = [(a, b) for a, b in runs_of(~tr.active) if b - a >= tr.w]
+    """Squat reps from quiet stance to closing stance (decision 0003); left share over each movement.
+
+    A rep starts at the onset after its quiet window (the weighing window, then
+    the min-SD window in the last ``quiet_search_s`` of the stance that closed the
+    previous rep) and ends at the first closing stance: ≥ one quiet window of
+    samples in band with ``|v| ≤ 5·onset_speed`` and the centre of mass back within
+    ``max(50 % of the depth so far, 2 cm)`` of its start (half a window suffices at
+    the end of the recording).  Descent is ``v < −onset_speed``, ascent
+    ``v > onset_speed``.
+    """
+    p = tr.p
+    vs = p.onset_speed_m_s
+    inband = ~tr.active
     fl, fr = tr.fz_f["floor_left"], tr.fz_f["floor_right"]
     reps: list[RepResult] = []
-    for k, (qa, qb) in enumerate(still):
-        if qb >= tr.n:
-            break
-        nxt = still[k + 1] if k + 1 < len(still) else None
-        move_stop = nxt[0] if nxt is not None else tr.n
-        if np.count_nonzero(tr.active[qb:move_stop]) < tr.contact_min:
-            continue
-        d = qb
-        q0, _, _ = min_sd_window(tr.F, max(qa, d - tr.search), d, tr.w)
-        v = tr.velocity(q0, nxt[1] if nxt is not None else tr.n)
+    q0 = tr.q_weigh
+    act = np.flatnonzero(tr.active[q0 + tr.w:])
+    d = q0 + tr.w + int(act[0]) if act.size else tr.n
+    while d < tr.n:
+        v = tr.velocity(q0, tr.n)
+        z = cumulative_trapezoid(v, dx=tr.dt, initial=0.0)
         t_onset = tr.onset_time(v, q0, d)
-        flags: list[str] = []
-        if nxt is not None:
-            t_end = tr.end_time(move_stop - 1)
-        else:  # the recording ends during the movement
-            t_end = (move_stop - 1) * tr.dt
-            flags.append("no_quiet_stance")
-        idx = samples_between(t_onset, t_end, tr.dt, tr.n)
-        total = fl[idx] + fr[idx]
-        use = total >= tr.p.cop_min_force_n
-        share = np.full(idx.size, np.nan)
-        share[use] = fl[idx][use] / total[use] * 100.0
-        vv = v[idx - q0]
-        metrics: dict[str, float | None] = {}
-        for name, sel in (("left_share_pct", use), ("left_share_descent_pct", use & (vv < 0)),
-                          ("left_share_ascent_pct", use & (vv > 0))):
-            metrics[name] = float(np.mean(share[sel])) if np.any(sel) else None
-        reps.append(RepResult(lead=None, t_onset_s=t_onset, t_contact_s=None, metrics=metrics, flags=flags))
+        depth = np.maximum.accumulate(np.abs(z))
+        ok = inband[q0:] & (np.abs(v) <= SQUAT_QUIET_SPEED_FACTOR * vs) \
+            & (np.abs(z) <= np.maximum(SQUAT_RETURN_FRACTION * depth, SQUAT_RETURN_MIN_M))
+        ok[:d - q0] = False
+        close = None
+        for s, e in runs_of(ok):
+            if e - s >= tr.w or (q0 + e == tr.n and e - s >= tr.w / 2):
+                close = (q0 + s, q0 + e)
+                break
+        if close is None:  # the recording ends inside the movement
+            if tr.F[-1] >= p.contact_threshold_n:
+                reps.append(RepResult(lead=None, t_onset_s=t_onset, t_contact_s=None,
+                                      metrics=_none_metrics(SQUAT_METRICS), flags=["truncated"]))
+            break
+        ca = close[0]
+        j = d + int(np.flatnonzero(~inband[d:ca])[-1])  # last out-of-band sample before the stance
+        t_end = crossing_time(-np.abs(tr.dev), j + 1, -tr.thr, tr.dt)
+        if float(np.max(np.abs(z[:ca - q0]))) >= SQUAT_MIN_DEPTH_M:
+            idx = samples_between(t_onset, t_end, tr.dt, tr.n)
+            total = fl[idx] + fr[idx]
+            use = total >= p.cop_min_force_n
+            share = np.full(idx.size, np.nan)
+            share[use] = fl[idx][use] / total[use] * 100.0
+            vv = v[idx - q0]
+            metrics: dict[str, float | None] = {}
+            for name, sel in (("left_share_pct", use), ("left_share_descent_pct", use & (vv < -vs)),
+                              ("left_share_ascent_pct", use & (vv > vs))):
+                metrics[name] = float(np.mean(share[sel])) if np.any(sel) else None
+            reps.append(RepResult(lead=None, t_onset_s=t_onset, t_contact_s=None, metrics=metrics, flags=[]))
+        # the stance that closed this rep: in-band from j + 1 to the next out-of-band sample
+        out = np.flatnonzero(~inband[ca:])
+        stance_end = ca + int(out[0]) if out.size else tr.n
+        if stance_end >= tr.n:
+            break
+        q0, _, _ = min_sd_window(tr.F, max(j + 1, stance_end - tr.search), stance_end, tr.w)
+        d = stance_end
     return reps
 
 
@@ -635,23 +815,36 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
               for r, pl in plates.items()}
     tr = _Trial(plates, rate_hz, params)
     flags: list[str] = []
-    # weighing: the first quiet window, or the final one for drop landings
+    # weighing (decision 0003): the quiet window is always found and measured; its mean, the
+    # measured quiet force, centres every quiet band; a given body mass sets BW = m·g and m.
     if protocol == "drop-landing":
-        q0 = n - tr.w
-        bw_w = float(np.mean(tr.F[q0:]))
-        sd_q = float(np.std(tr.F[q0:]))
+        weigh = _weigh_drop(tr)
+        if weigh is not None and weigh[3]:
+            flags.append("unsteady_weighing")
+        weigh = None if weigh is None else weigh[:3]
     else:
-        q0, bw_w, sd_q = min_sd_window(tr.F, 0, min(n, tr.search), tr.w)
-    weighed = body_mass_kg is None
-    bw = bw_w if weighed else float(body_mass_kg) * G_M_S2
-    if weighed and sd_q > max(params.unsteady_sd_n, params.unsteady_bw_fraction * bw):
-        flags.append("unsteady_weighing")
+        loaded = np.flatnonzero(tr.F >= params.contact_threshold_n)
+        lo = int(loaded[0]) if loaded.size else 0
+        hi = min(n, lo + tr.search)
+        weigh = min_sd_window(tr.F, lo, hi, tr.w) if hi - lo >= tr.w else None
+    given_bw = None if body_mass_kg is None else float(body_mass_kg) * G_M_S2
+    stance = False
+    if weigh is not None:
+        q_w, level, sd_q = weigh
+        ref_bw = given_bw if given_bw is not None else level
+        limit = max(params.unsteady_sd_n, params.unsteady_bw_fraction * ref_bw)
+        stance = level >= params.contact_threshold_n and sd_q <= NO_QUIET_SD_FACTOR * limit
+        if stance and protocol != "drop-landing" and sd_q > limit:
+            flags.append("unsteady_weighing")
     reps: list[RepResult] = []
-    if bw <= params.contact_threshold_n:
-        flags.append("no_quiet_stance")
-        bw = float("nan")
-    else:
-        tr.set_weight(bw, sd_q)
+    bw = given_bw if given_bw is not None else float("nan")
+    if stance:
+        bw = given_bw if given_bw is not None else level
+        if given_bw is not None and abs(given_bw - level) > max(BODY_MASS_MISMATCH_FRACTION * given_bw,
+                                                                BODY_MASS_MISMATCH_MIN_N):
+            flags.append("body_mass_mismatch")
+        tr.q_weigh = q_w
+        tr.set_weight(bw, sd_q, level)
         if protocol in ("step-down", "forward-step-down"):
             reps = _step_down_reps(tr, lead, forward=protocol == "forward-step-down")
         elif protocol == "drop-landing":
@@ -660,6 +853,13 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
             reps = _squat_reps(tr)
         else:
             reps = _balance_reps(tr, lead)
+    else:
+        flags.append("no_quiet_stance")
+        if protocol == "drop-landing" and given_bw is not None:  # landings still give contact and lead
+            tr.set_weight(given_bw, 0.0, float("nan"))
+            reps = _drop_landing_reps(tr, lead)
+    if not reps:
+        flags.append("no_reps")
     caller = dict(provenance or {})
     for f in caller.get("flags", []) or []:
         if f not in flags:
@@ -672,9 +872,11 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
         "protocol_version": PROTOCOL_VERSIONS.get(protocol),
         "params": params.to_dict(),
         "sample_rate_hz": float(rate_hz),
-        "weighing": "final_quiet_window" if protocol == "drop-landing" and weighed
-        else ("quiet_window" if weighed else "body_mass"),
+        "weighing": "body_mass" if body_mass_kg is not None
+        else ("final_quiet_window" if protocol == "drop-landing" else "quiet_window"),
     }
+    if stance:
+        prov["measured_quiet_force_n"] = float(level)
     prov.update(caller)
     prov["flags"] = list(flags) + sorted({f for r in reps for f in r.flags})
     return AnalysisResult(protocol=protocol, sample_rate_hz=float(rate_hz), body_weight_n=bw,
@@ -919,18 +1121,23 @@ class SyntheticDropLanding:
 class SyntheticSquat:
     """Bilateral squats on the two floor plates with a velocity-dependent left share.
 
-    Each rep: descent ``a = −A·sin(2πτ/Td)`` (v returns to 0 at the bottom), ascent
-    ``a = +A·sin(2πτ/Ta)``; quiet stance between reps.  ``left_share_pct(t) =
+    Each rep: descent ``a = −A·sin(2πτ/Td)`` (v returns to 0 at the bottom), an
+    optional hold of ``hold_s`` at the bottom (a = v = 0), ascent
+    ``a = +Aa·sin(2πτ/Ta)`` with ``Aa = A·Td²/Ta²`` unless given (the centre of mass
+    returns to its start: each phase moves it by A·T²/(2π)); quiet stance between reps.  ``left_share_pct(t) =
     share0 + gain·v(t)`` (v in m/s, analytic).
     """
 
     def __init__(self, reps: int = 2, mass_kg: float = 80.0, quiet_s: float = 2.0, descent_s: float = 1.5,
-                 ascent_s: float = 1.2, a_m_s2: float = 1.5, share0_pct: float = 45.0, gain_pct_per_m_s: float = -20.0):
+                 ascent_s: float = 1.2, a_m_s2: float = 1.5, share0_pct: float = 45.0, gain_pct_per_m_s: float = -20.0,
+                 hold_s: float = 0.0, ascent_a_m_s2: float | None = None):
         self.m = mass_kg
         self.bw = mass_kg * G_M_S2
         self.td, self.ta, self.a = descent_s, ascent_s, a_m_s2
+        self.hold = hold_s
+        self.a_up = a_m_s2 * descent_s ** 2 / ascent_s ** 2 if ascent_a_m_s2 is None else ascent_a_m_s2
         self.share0, self.gain = share0_pct, gain_pct_per_m_s
-        rep_len = descent_s + ascent_s + quiet_s
+        rep_len = descent_s + hold_s + ascent_s + quiet_s
         self.starts_s = tuple(quiet_s + k * rep_len for k in range(reps))
         self.duration_s = quiet_s + reps * rep_len
 
@@ -938,7 +1145,7 @@ class SyntheticSquat:
         t = np.asarray(t, dtype=np.float64)
         a = np.zeros_like(t)
         for s in self.starts_s:
-            a += -self.a * _fullsin(t - s, self.td) + self.a * _fullsin(t - s - self.td, self.ta)
+            a += -self.a * _fullsin(t - s, self.td) + self.a_up * _fullsin(t - s - self.td - self.hold, self.ta)
         return a
 
     def com_vel(self, t):
@@ -948,8 +1155,8 @@ class SyntheticSquat:
         for s in self.starts_s:
             x = np.clip(t - s, 0, self.td)
             v += -self.a * self.td / (2 * np.pi) * (1 - np.cos(2 * np.pi * x / self.td))
-            y = np.clip(t - s - self.td, 0, self.ta)
-            v += self.a * self.ta / (2 * np.pi) * (1 - np.cos(2 * np.pi * y / self.ta))
+            y = np.clip(t - s - self.td - self.hold, 0, self.ta)
+            v += self.a_up * self.ta / (2 * np.pi) * (1 - np.cos(2 * np.pi * y / self.ta))
         return v
 
     def left_share_pct(self, t):
