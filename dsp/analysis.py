@@ -440,6 +440,14 @@ def set_weighing(trial: Trial, s: int, mean: float, sd: float, ok: bool, body_ma
     return True
 
 
+def no_reps(flags: list[str]) -> list:
+    """No usable weighing: no rep can be analysed (decision 0003: trial flags, not a placeholder rep)."""
+    for f in ("no_quiet_stance", "no_reps"):
+        if f not in flags:
+            flags.append(f)
+    return []
+
+
 def weigh_standing_start(trial: Trial, body_mass_kg: float | None, flags: list[str]) -> bool:
     """Weigh on the first quiet_search_s of loaded stance (a trial may start off the plates)."""
     p = trial.params

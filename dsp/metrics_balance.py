@@ -204,7 +204,7 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
     """
     p = trial.params
     if not A.weigh_standing_start(trial, body_mass_kg, flags):
-        return [RepResult(None, None, None, dict.fromkeys(SQUAT_METRICS), ["no_quiet_stance"])]
+        return A.no_reps(flags)
     w = trial.window_n(p.quiet_window_s)
     search = trial.window_n(p.quiet_search_s)
     v = trial.v

@@ -135,7 +135,7 @@ def analyze_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepR
     p = trial.params
     r = trial.rate_hz
     if not A.weigh_standing_start(trial, body_mass_kg, flags):
-        return [RepResult(lead, None, None, dict.fromkeys(STEP_DOWN_METRICS), ["no_quiet_stance"])]
+        return A.no_reps(flags)
     reps: list[RepResult] = []
     for rep in _reps_from_the_box(trial, lead, STEP_DOWN_METRICS, reps):
         m, rep_flags, t_on = rep.metrics, rep.flags, rep.t_onset_s
@@ -183,7 +183,7 @@ def analyze_forward_step_down(trial: A.Trial, *, lead, body_mass_kg, flags) -> l
     p = trial.params
     r = trial.rate_hz
     if not A.weigh_standing_start(trial, body_mass_kg, flags):
-        return [RepResult(lead, None, None, dict.fromkeys(FORWARD_METRICS), ["no_quiet_stance"])]
+        return A.no_reps(flags)
     reps: list[RepResult] = []
     for rep in _reps_from_the_box(trial, lead, FORWARD_METRICS, reps):
         m, t_on, role = rep.metrics, rep.t_onset_s, rep.role

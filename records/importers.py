@@ -8,9 +8,11 @@
   calibration are kept so the caller can run ``steplab.dsp.analyze_counts``.
   Lost samples (gaps) are filled by linear interpolation of the counts and
   counted in the provenance (``interpolated_samples``);
-* a **C3D** file (``.c3d``) with FORCE_PLATFORM entries of TYPE 1–4, read with
-  ezc3d.  Fz and the moments about each plate's surface centre are taken in the
-  lab axes (ezc3d's global frame, z up); the sign is chosen so that Fz is
+* a **C3D** file (``.c3d``) with FORCE_PLATFORM entries of TYPE 1–4: ezc3d reads
+  the analog channels and parameters; the conversion of each plate type to forces
+  and moments is the project's own, from the C3D user guide (ezc3d 1.7 mirrors
+  TYPE 1 moments and TYPE 3 plates with a positive az0).  Fz and the moments about
+  each plate's surface centre are taken in the lab axes (z up); the sign is chosen so that Fz is
   positive under load.  The COP follows as ``x = −My/Fz``, ``y = Mx/Fz`` and is
   NaN below ``cop_min_force_n`` (:func:`plate_cop_mm`), never ezc3d's ±1e17 mm;
 * a **CSV/TSV** of forces (``.csv``, ``.tsv``, ``.txt``): delimiter (tab, comma,
@@ -359,42 +361,205 @@ def _load_trial(p: Path, given_rate: float | None, plates) -> LoadedTrial:
 
 
 # -- C3D ---------------------------------------------------------------------------
+#
+# The plate conversion follows the C3D user guide (c3d.org, FORCE_PLATFORM group),
+# implemented here from the analog channels rather than taken from ezc3d's
+# ``extract_forceplat_data``: ezc3d's TYPE-1 moments have the opposite sign of its own
+# TYPE-2 moments (F × COP − Tz instead of COP × F + Tz), and for TYPE-3 it negates the
+# sensor half-spacings a, b together with a positive az0 (a mirrored COP).
+#
+# Every type is brought to the same form, in the plate's own axes: the force F the
+# subject applies to the plate and the moment M about the centre of the plate's working
+# surface, in N and N·m.  The plate axes are turned into the lab axes with the rotation
+# the CORNERS define (corner k lies in quadrant k of the plate frame: +x+y, −x+y, −x−y,
+# +x−y), and the sign is chosen so that Fz is positive under load.
+#
+# * TYPE 1: Fx Fy Fz Px Py Tz; (Px, Py) is the COP on the surface about its centre:
+#   M = P × F + (0, 0, Tz).
+# * TYPE 2: Fx Fy Fz Mx My Mz about the plate origin O; ORIGIN is the vector d from O to
+#   the surface centre (z < 0 for an origin below the surface; a positive z is the older
+#   AMTI description of the opposite vector and is negated): M_centre = M_O + F × d.
+# * TYPE 3 (Kistler): Fx12 Fx34 Fy14 Fy23 Fz1 Fz2 Fz3 Fz4 with sensor k in quadrant k
+#   at (±a, ±b) and the surface az0 above the sensor plane (ORIGIN = a, b, az0; az0 < 0,
+#   a positive az0 is taken as its magnitude):
+#   Mx = b (Fz1 + Fz2 − Fz3 − Fz4), My = a (−Fz1 + Fz2 + Fz3 − Fz4),
+#   Mz = b (Fx34 − Fx12) + a (Fy14 − Fy23), then moved to the surface with d = (0, 0, az0).
+# * TYPE 4: as TYPE 2 after the 6×6 CAL_MATRIX turns the six channels into F and M_O.
 
-_MOMENT_SCALE = {"nmm": 1e-3, "nm": 1.0, "nmeter": 1.0}
+_C3D_CHANNELS = {1: 6, 2: 6, 3: 8, 4: 6}
+_LENGTH_SCALE_M = {"mm": 1e-3, "cm": 1e-2, "m": 1.0, "dm": 0.1}
+_FORCE_SCALE_N = {"n": 1.0, "kn": 1e3}
+
+
+def _c3d_param(params: dict, group: str, name: str, path: Path, required: bool = True):
+    g = params.get(group) or {}
+    item = g.get(name)
+    if item is None or "value" not in item:
+        if required:
+            raise ForceImportError(f"{path.name}: C3D parameter {group}:{name} is missing")
+        return None
+    return item["value"]
+
+
+def _unit_key(u: str) -> str:
+    return str(u).strip().lower().replace(".", "").replace("·", "").replace("*", "").replace(" ", "")
+
+
+def _moment_scale_nm(unit: str, length_m: float) -> float | None:
+    """N·m per unit of a moment channel: ``Nmm``, ``Nm``, ``N.cm``...; None if not a moment unit."""
+    u = _unit_key(unit)
+    for fu, fs in _FORCE_SCALE_N.items():
+        if u.startswith(fu) and u[len(fu):] in _LENGTH_SCALE_M:
+            return fs * _LENGTH_SCALE_M[u[len(fu):]]
+    if u in ("nmeter", "newtonmeter", "newtonmetre"):
+        return 1.0
+    return None
+
+
+def _c3d_plate_rotation(corners_mm: np.ndarray) -> np.ndarray:
+    """3×3 rotation whose columns are the plate's x, y, z axes in the lab frame (from CORNERS)."""
+    x = corners_mm[:, 0] - corners_mm[:, 1]
+    y = corners_mm[:, 0] - corners_mm[:, 3]
+    z = np.cross(x, y)
+    y = np.cross(z, x)
+    norms = np.array([np.linalg.norm(x), np.linalg.norm(y), np.linalg.norm(z)])
+    if not np.all(norms > 0):
+        raise ValueError("degenerate CORNERS")
+    return np.column_stack((x / norms[0], y / norms[1], z / norms[2]))
+
+
+def _c3d_plate_forces(kind: int, ch: np.ndarray, units: list[str], origin: np.ndarray, length_m: float,
+                      cal: np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Force on the plate [N] and moment about the surface centre [N·m], (3, n) each, plate axes."""
+    def force_scale(j: int) -> float:
+        u = _unit_key(units[j]) if units[j] is not None else "n"
+        if u in ("", "n"):
+            return 1.0
+        if u in _FORCE_SCALE_N:
+            return _FORCE_SCALE_N[u]
+        raise ForceImportError(f"{where}: force channel unit {units[j]!r} is not supported (N expected)")
+
+    def moment_scale(j: int) -> float:
+        u = units[j]
+        if u is None or not str(u).strip():
+            return 1.0 * length_m  # N·(POINT:UNITS), as the C3D guide assumes
+        s = _moment_scale_nm(u, length_m)
+        if s is None:
+            raise ForceImportError(f"{where}: moment channel unit {u!r} is not supported (N·mm or N·m expected)")
+        return s
+
+    o = origin * length_m
+    if kind == 1:
+        f = ch[0:3] * np.array([force_scale(j) for j in range(3)])[:, None]
+        pos_scale = []
+        for j in (3, 4):
+            u = _unit_key(units[j]) if units[j] is not None else ""
+            pos_scale.append(_LENGTH_SCALE_M.get(u, length_m))
+        px, py = ch[3] * pos_scale[0], ch[4] * pos_scale[1]
+        tz = ch[5] * moment_scale(5)
+        m = np.vstack((py * f[2], -px * f[2], px * f[1] - py * f[0] + tz))
+        return f, m
+    if kind in (2, 4):
+        if kind == 4:
+            if cal is None:
+                raise ForceImportError(f"{where}: TYPE-4 plate without a 6×6 FORCE_PLATFORM:CAL_MATRIX")
+            ch = cal @ ch
+            # the matrix gives N and N·(POINT:UNITS); the raw channels are volts
+            f = ch[0:3].copy()
+            m = ch[3:6] * length_m
+        else:
+            f = ch[0:3] * np.array([force_scale(j) for j in range(3)])[:, None]
+            m = ch[3:6] * np.array([moment_scale(j) for j in range(3, 6)])[:, None]
+        d = -o if o[2] > 0 else o
+        return f, m + np.cross(f, d, axisa=0, axisb=0, axisc=0)
+    # TYPE 3 (Kistler)
+    s = np.array([force_scale(j) for j in range(8)])[:, None]
+    fx12, fx34, fy14, fy23, fz1, fz2, fz3, fz4 = ch * s
+    a, b, az0 = float(o[0]), float(o[1]), -abs(float(o[2]))
+    f = np.vstack((fx12 + fx34, fy14 + fy23, fz1 + fz2 + fz3 + fz4))
+    m = np.vstack((b * (fz1 + fz2 - fz3 - fz4), a * (-fz1 + fz2 + fz3 - fz4), b * (fx34 - fx12) + a * (fy14 - fy23)))
+    return f, m + np.cross(f, np.array([0.0, 0.0, az0]), axisa=0, axisb=0, axisc=0)
 
 
 def _load_c3d(p: Path, given_rate: float | None, plates) -> LoadedTrial:
     import ezc3d
 
     try:
-        c = ezc3d.c3d(str(p), extract_forceplat_data=True)
+        c = ezc3d.c3d(str(p))
     except Exception as exc:  # ezc3d raises RuntimeError/IOError/IndexError on bad files
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ForceImportError(f"{p.name}: cannot read C3D file ({msg})") from None
-    platforms = c["data"].get("platform", []) if "platform" in c["data"] else []
-    if not platforms:
+    params = c["parameters"]
+    if "FORCE_PLATFORM" not in params:
+        raise ForceImportError(f"{p.name}: the C3D file has no force platforms")
+    used_v = np.atleast_1d(_c3d_param(params, "FORCE_PLATFORM", "USED", p))
+    n_plates = int(used_v[0]) if used_v.size else 0
+    if n_plates < 1:
         raise ForceImportError(f"{p.name}: the C3D file has no force platforms")
     rate = float(c["header"]["analogs"]["frame_rate"])
     if not (math.isfinite(rate) and rate > 0):
         raise ForceImportError(f"{p.name}: the C3D file has no valid analog rate")
     rate = _reconcile_rate(rate, given_rate, p, "C3D analog rate")
-    roles = _roles(plates, len(platforms), p)
-    types = [int(t) for t in np.atleast_1d(c["parameters"]["FORCE_PLATFORM"]["TYPE"]["value"])]
+    roles = _roles(plates, n_plates, p)
+
+    types = [int(t) for t in np.atleast_1d(_c3d_param(params, "FORCE_PLATFORM", "TYPE", p))]
+    channel = np.asarray(_c3d_param(params, "FORCE_PLATFORM", "CHANNEL", p))
+    corners = np.asarray(_c3d_param(params, "FORCE_PLATFORM", "CORNERS", p), dtype=np.float64)
+    origin = np.asarray(_c3d_param(params, "FORCE_PLATFORM", "ORIGIN", p), dtype=np.float64)
+    cal_all = _c3d_param(params, "FORCE_PLATFORM", "CAL_MATRIX", p, required=False)
+    cal_all = None if cal_all is None else np.asarray(cal_all, dtype=np.float64)
+    point_units = _c3d_param(params, "POINT", "UNITS", p, required=False)
+    pu = _unit_key(point_units[0]) if point_units is not None and len(point_units) else "mm"
+    if pu not in _LENGTH_SCALE_M:
+        raise ForceImportError(f"{p.name}: POINT:UNITS {point_units[0]!r} is not a length unit")
+    length_m = _LENGTH_SCALE_M[pu]
+    analogs = np.asarray(c["data"]["analogs"], dtype=np.float64)
+    analogs = analogs.reshape(analogs.shape[-2], analogs.shape[-1]) if analogs.ndim == 3 else analogs
+    n_ch = analogs.shape[0]
+    units_all = _c3d_param(params, "ANALOG", "UNITS", p, required=False)
+    units_all = list(units_all) if units_all is not None else []
+
+    if channel.ndim == 1:
+        channel = channel.reshape(-1, 1)
+    if len(types) < n_plates or channel.shape[1] < n_plates:
+        raise ForceImportError(f"{p.name}: FORCE_PLATFORM:TYPE/CHANNEL describe fewer than USED = {n_plates} plates")
+    corners = corners.reshape(3, 4, -1) if corners.size >= 12 * n_plates else None
+    origin = origin.reshape(3, -1) if origin.size >= 3 * n_plates else None
+    if corners is None or origin is None:
+        raise ForceImportError(f"{p.name}: FORCE_PLATFORM:CORNERS/ORIGIN describe fewer than USED = {n_plates} plates")
+
     out: dict[str, PlateForces] = {}
-    for role, pf in zip(roles, platforms):
-        if str(pf["unit_force"]).strip().lower() != "n":
-            raise ForceImportError(f"{p.name}: force unit {pf['unit_force']!r} is not supported (N expected)")
-        unit_m = str(pf["unit_moment"]).strip().lower().replace(".", "").replace("·", "")
-        if unit_m not in _MOMENT_SCALE:
-            raise ForceImportError(f"{p.name}: moment unit {pf['unit_moment']!r} is not supported")
-        f = np.asarray(pf["force"], dtype=np.float64)
-        m = np.asarray(pf["moment"], dtype=np.float64) * _MOMENT_SCALE[unit_m]
-        fz, mx, my = f[2].copy(), m[0].copy(), m[1].copy()
-        # Fz positive under load: the sign of the largest |Fz| decides (action vs reaction force)
-        if fz.size and fz[int(np.argmax(np.abs(fz)))] < 0:
-            fz, mx, my = -fz, -mx, -my
-        out[role] = PlateForces(fz_n=fz, mx_nm=mx, my_nm=my)
-    extra = {"c3d_plate_types": types, "c3d_points_rate_hz": float(c["header"]["points"]["frame_rate"])}
+    for i, role in enumerate(roles):
+        where = f"{p.name}: force platform {i + 1}"
+        kind = types[i]
+        if kind not in _C3D_CHANNELS:
+            raise ForceImportError(f"{where} is of TYPE {kind}; only TYPE 1-4 are supported")
+        need = _C3D_CHANNELS[kind]
+        if channel.shape[0] < need:
+            raise ForceImportError(f"{where}: TYPE {kind} needs {need} channels, "
+                                   f"FORCE_PLATFORM:CHANNEL has {channel.shape[0]}")
+        idx = [int(v) - 1 for v in channel[:need, i]]
+        if any(j < 0 or j >= n_ch for j in idx):
+            raise ForceImportError(f"{where}: FORCE_PLATFORM:CHANNEL names a channel outside 1..{n_ch}")
+        cal = None
+        if kind == 4 and cal_all is not None and cal_all.size >= 36 * (i + 1):
+            cal = cal_all.reshape(6, 6, -1)[:, :, i]
+        units = [units_all[j] if j < len(units_all) else None for j in idx]
+        f_p, m_p = _c3d_plate_forces(kind, analogs[idx], units, origin[:, i], length_m, cal, where)
+        try:
+            rot = _c3d_plate_rotation(corners[:, :, i])
+        except ValueError:
+            raise ForceImportError(f"{where}: FORCE_PLATFORM:CORNERS do not span a plane") from None
+        f_lab, m_lab = rot @ f_p, rot @ m_p
+        # the plate measures the subject's push (down in the lab): the reaction is up; a file
+        # storing the reaction already (its largest |Fz| pointing up) keeps its sign
+        sign = -1.0
+        fz = f_lab[2]
+        if fz.size and fz[int(np.argmax(np.abs(fz)))] > 0:
+            sign = 1.0
+        out[role] = PlateForces(fz_n=np.ascontiguousarray(sign * fz), mx_nm=np.ascontiguousarray(sign * m_lab[0]),
+                                my_nm=np.ascontiguousarray(sign * m_lab[1]))
+    extra = {"c3d_plate_types": types[:n_plates], "c3d_points_rate_hz": float(c["header"]["points"]["frame_rate"])}
     return LoadedTrial(out, rate, "c3d", extra)
 
 

@@ -119,9 +119,10 @@ def test_no_quiet_stance_flags_and_returns_none():
     zero = np.zeros_like(t)
     plates = {"box": PlateForces(box, zero, zero), "floor_left": PlateForces(zero.copy()), "floor_right": PlateForces(zero.copy())}
     res = analyze_forces(plates, RATE, "step-down")
-    assert "no_quiet_stance" in res.flags
-    assert len(res.reps) == 1
-    assert all(v is None for v in res.reps[0].metrics.values())
+    # decision 0003: no usable weighing → trial flags, no placeholder rep
+    assert "no_quiet_stance" in res.flags and "no_reps" in res.flags
+    assert res.reps == []
+    assert res.to_json_dict()["reps"] == []
     # a recording shorter than the quiet window: same
     short = {r: PlateForces(pf.fz_n[:500]) for r, pf in plates.items()}
     assert "no_quiet_stance" in analyze_forces(short, RATE, "step-down").flags
