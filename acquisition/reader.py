@@ -26,10 +26,16 @@ RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 @dataclass
 class ReadItem:
-    """One decoded chunk and when its last byte arrived (host wall clock, ns)."""
+    """One decoded chunk and when its last byte arrived (host wall clock, ns).
+
+    A link event travels in the same queue, in order with the data around it
+    (``chunk`` None, ``event`` e.g. "reconnected"): a consumer knows exactly
+    which chunks came from the re-plugged device.
+    """
 
     host_time_ns: int
-    chunk: object  # frame_decoder.DecodedChunk
+    chunk: object  # frame_decoder.DecodedChunk, or None for an event
+    event: str | None = None
 
 
 @dataclass
@@ -167,6 +173,10 @@ class AcquisitionReader:
             if self._stop.wait(delay):
                 return False
             if self.device.reopen():
+                try:  # in order with the data: nothing the re-plugged device sends comes before it
+                    self.queue.put(ReadItem(time.time_ns(), None, "reconnected"), timeout=1.0)
+                except queue.Full:
+                    self.stats.queue_dropped_chunks += 1
                 self.stats.reconnects += 1
                 self.stats.state = "streaming"
                 self.stats.disconnected_since = None

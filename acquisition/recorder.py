@@ -269,7 +269,6 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
     t_start = time.monotonic()
     reader.send_command("info")
     last_info_request = t_start
-    seen_reconnects = 0
     finished_reason = None
     interrupted = False
 
@@ -282,7 +281,8 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
             except queue.Empty:
                 break
             if session.armed and not session.done and session.foreign_device is None and not interrupted:
-                session.add(item.chunk, item.host_time_ns)
+                if item.chunk is not None:
+                    session.add(item.chunk, item.host_time_ns)
         if not journal.closed:
             try:
                 journal.event("stopped", reason=reason)
@@ -294,18 +294,19 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
         while not session.done:
             try:
                 item = reader.queue.get(timeout=0.05)
-                session.add(item.chunk, item.host_time_ns)
             except queue.Empty:
-                pass
+                item = None
             now = time.monotonic()
+            if item is not None and item.event == "reconnected":
+                # the link came back: hold the data that follows until the device says who it is
+                session.expect_identity(item.host_time_ns)
+                reader.send_command("info")
+                last_info_request = now
+            elif item is not None:
+                session.add(item.chunk, item.host_time_ns)
             st = reader.stats
             if st.error:
                 raise RecordingError(f"{st.error}; `steplab recover {journal_path}` restores what was journaled")
-            if st.reconnects > seen_reconnects:
-                seen_reconnects = st.reconnects
-                session.expect_identity(time.time_ns())
-                reader.send_command("info")
-                last_info_request = now
             if session.awaiting_identity_since_ns is not None:
                 if now - last_info_request > 0.5:
                     reader.send_command("info")

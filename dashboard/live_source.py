@@ -195,6 +195,10 @@ class LiveAcquisition:
                 item = self.reader.queue.get(timeout=0.1)
             except queue.Empty:
                 item = None
+            if item is not None and item.chunk is None:
+                if item.event == "reconnected":
+                    self._need_info = True  # after a re-plug it may be another device (or another rate)
+                item = None
             if item is not None:
                 try:
                     self.ingest(item.chunk, item.host_time_ns)
