@@ -300,9 +300,12 @@ class LiveAcquisition:
         if self.auto_tare:
             for p, plate in enumerate(rig.plates):
                 k = len(plate.cells)
-                # Uncalibrated offsets can be tens of newtons off: accept a larger unloaded reading then.
+                # Uncalibrated, the cells' zero balance (±1-2 % of rated output each) can put an empty
+                # plate 100 N or more off: accept up to 3 % of the plate's capacity as "unloaded" then
+                # (the steadiness test still refuses a foot, which sways by more than 1 N).
+                unloaded_max_n = 10.0 if calibration is not None else 0.03 * plate.capacity_n
                 tares.append(AutoTare(cal.offsets_counts[p, :k], [c.nominal_counts_per_n for c in plate.cells],
-                                      rate_hz, unloaded_max_n=10.0 if calibration is not None else 80.0))
+                                      rate_hz, unloaded_max_n=unloaded_max_n))
         names = list(cal.plate_roles)
         capacity = max(1, int(round(self.window_s * rate_hz)))
         with self._lock:
