@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Child processes (`python -m steplab.cli …`) import this checkout's code, whatever is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
 
 def shared_real_data() -> Path:
     """The real recordings from other labs (the shared folder beside the repository)."""
