@@ -61,7 +61,7 @@ class StepBox(ABC):
         except DeviceError:
             return False
 
-    def __enter__(self) -> "StepBox":
+    def __enter__(self) -> StepBox:
         self.open()
         return self
 

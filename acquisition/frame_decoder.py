@@ -275,7 +275,7 @@ class FrameDecoder:
 
 def warm_up() -> None:
     """Compile (or load from cache) the decoder and encoder kernels on a tiny input."""
-    from .protocol import encode_data_frame, encode_message_frame, FRAME_TYPE_STATUS
+    from .protocol import FRAME_TYPE_STATUS, encode_data_frame, encode_message_frame
 
     wire = (encode_data_frame(boot_id=1, seq=0, first_sample=0, device_time_us=0,
                               counts=np.arange(6, dtype=np.int32).reshape(2, 3))

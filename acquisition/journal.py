@@ -21,9 +21,9 @@ import os
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 MAGIC = b"STEPLABJ"
 JOURNAL_VERSION = 1
@@ -109,7 +109,7 @@ class JournalWriter:
             os.fsync(self._fh.fileno())
             self._fh.close()
 
-    def __enter__(self) -> "JournalWriter":
+    def __enter__(self) -> JournalWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,9 +14,9 @@ import datetime as _dt
 import math
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from .reader import AcquisitionReader
 from .rig import Rig, RigError
 from .trial_assembler import TrialAssembler
 from .trial_file import Trial, TrialFileError, write_trial
-
 
 MAX_RECORDING_S = 3600.0  # one trial file holds at most an hour (it is built in memory)
 IDENTITY_TIMEOUT_S = 3.0  # how long a re-plugged device has to say who it is
@@ -61,7 +60,7 @@ class RecordingSession:
     seconds: float
     rig_override: Rig | None = None
     info_timeout_s: float = 1.0
-    on_armed: Callable[["RecordingSession"], None] | None = None
+    on_armed: Callable[[RecordingSession], None] | None = None
 
     def __post_init__(self) -> None:
         self.device_info: dict | None = None
@@ -178,7 +177,7 @@ class RecordingSession:
         a = self.assembler
         counts, index = a.arrays()
         saturated = int(np.count_nonzero(np.any((counts >= protocol.COUNTS_MAX) | (counts <= protocol.COUNTS_MIN), axis=1)))
-        started = _dt.datetime.fromtimestamp(a.first_host_time_ns / 1e9, tz=_dt.timezone.utc)
+        started = _dt.datetime.fromtimestamp(a.first_host_time_ns / 1e9, tz=_dt.UTC)
         quality = {
             "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
             "gaps": [g.to_dict() for g in a.gaps], "crc_errors": self.crc_errors, "malformed": self.malformed,
@@ -260,7 +259,7 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
         journal = JournalWriter(journal_path, header={
             "address": device.address, "seconds": seconds, "software_version": __version__,
             "rig": rig.to_dict() if rig else None, "calibration": calibration_ref,
-            "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")})
+            "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")})
     except ValueError as exc:
         device.close()
         raise RecordingError(str(exc)) from None

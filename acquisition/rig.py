@@ -100,7 +100,7 @@ class Rig:
         return hashlib.sha256(blob).hexdigest()
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Rig":
+    def from_dict(cls, d: dict) -> Rig:
         try:
             if d.get("format", "steplab-rig") != "steplab-rig":
                 raise RigError(f"not a steplab rig description (format {d.get('format')!r})")

@@ -146,7 +146,7 @@ class HiddenCellModel:
     full_scale_counts: int = ADC_FULL_SCALE_COUNTS
 
     @classmethod
-    def draw(cls, rig: Rig, seed: int = 0) -> "HiddenCellModel":
+    def draw(cls, rig: Rig, seed: int = 0) -> HiddenCellModel:
         """Draw a plausible set of hidden parameters for ``rig`` (deterministic for a seed)."""
         rng = np.random.default_rng([int(seed), 0xCE11])
         n_ch = rig.channels

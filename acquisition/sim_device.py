@@ -15,8 +15,9 @@ import select
 import sys
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 

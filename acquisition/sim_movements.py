@@ -62,7 +62,7 @@ class RepEvent:
     t_peak_s: float | None = None
     values: dict[str, float] = field(default_factory=dict)
 
-    def shifted(self, dt_s: float) -> "RepEvent":
+    def shifted(self, dt_s: float) -> RepEvent:
         """The same event with every time moved by ``dt_s``."""
         def sh(t):
             return None if t is None else t + dt_s
@@ -99,7 +99,7 @@ class Stage:
     floor_foot_xy_mm: tuple[tuple[float, float], tuple[float, float]]
 
     @classmethod
-    def from_rig(cls, rig: Rig) -> "Stage":
+    def from_rig(cls, rig: Rig) -> Stage:
         box_h = rig.box_height_mm
         box_plates = [p for p in rig.plates if abs(p.centre_mm[2] - box_h) < 1.0 and box_h > 0]
         if box_plates:

@@ -9,7 +9,7 @@ content hashes of the records they came from, and the warnings that applied.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,7 @@ import numpy as np
 from steplab.acquisition.rig import Rig
 from steplab.dsp.calibration_arrays import CalibrationArrays
 
-from .records import (CalibrationRecord, CalibrationRecordError, arrays_for_rig, calibration_warnings,
-                      list_records, load_record)
+from .records import CalibrationRecord, CalibrationRecordError, arrays_for_rig, calibration_warnings, list_records, load_record
 
 
 def arrays_to_dict(arrays: CalibrationArrays) -> dict:
@@ -49,7 +48,7 @@ class ActiveCalibration:
 
     def trial_reference(self, now: datetime | None = None) -> dict:
         """What a trial stores: the arrays, the records' ids and hashes, warnings, time since tare."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         d = arrays_to_dict(self.arrays)
         d["records"] = [{"calibration_id": r.calibration_id, "content_hash": r.content_hash,
                          "created_utc": r.created_utc, "plates": [p.plate for p in r.plates]} for r in self.records]

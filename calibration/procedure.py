@@ -79,7 +79,7 @@ class CalibrationPlan:
     verify_repeats: int = 2
 
     @classmethod
-    def default(cls, geom: PlateGeometry) -> "CalibrationPlan":
+    def default(cls, geom: PlateGeometry) -> CalibrationPlan:
         """5 fit loads (10–80 kg), 3×3 grid (centre first), 2 repeats; 3 verification loads at 5 other positions."""
         grid = grid_positions_mm(geom, 3)
         order = [4, 0, 1, 2, 5, 8, 7, 6, 3]  # centre first, then round the edge
@@ -142,7 +142,7 @@ class ProcedureSettings:
     min_repeats: int = 2
 
     @classmethod
-    def fast(cls) -> "ProcedureSettings":
+    def fast(cls) -> ProcedureSettings:
         return cls(warmup_s=0.5, tare_s=2.0, steady_window_s=0.25, settle_timeout_s=5.0, creep_hold_s=1.0)
 
 

@@ -20,7 +20,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +55,14 @@ def calibrations_dir(base: str | Path | None = None) -> Path:
 def _utc_iso(t: datetime) -> str:
     if t.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware (UTC)")
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_utc(text: str) -> datetime:
     """Parse the records' ``YYYY-MM-DDTHH:MM:SSZ`` timestamps (or any ISO 8601 with offset)."""
     t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t
 
 
@@ -109,7 +109,7 @@ class PlateCalibration:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PlateCalibration":
+    def from_dict(cls, d: dict) -> PlateCalibration:
         k = len(d["channels"])
         lin = tuple(tuple(float(v) for v in r) for r in d["linear"])
         quad = tuple(tuple(float(v) for v in r) for r in d["quadratic"])
@@ -122,7 +122,7 @@ class PlateCalibration:
                    dict(d.get("geometry", {})), dict(d.get("statistics", {})))
 
     @classmethod
-    def from_result(cls, result) -> "PlateCalibration":
+    def from_result(cls, result) -> PlateCalibration:
         """From a ``procedure.PlateCalibrationResult``."""
         g = result.geometry
         stats = result.report.to_dict()
@@ -221,7 +221,7 @@ def make_record(plates, rig: Rig, *, operator: str, created: datetime | None = N
         raise ValueError("a calibration record needs at least one plate")
     if not str(operator).strip():
         raise ValueError("operator must not be empty")
-    when = _utc_iso(created or datetime.now(timezone.utc))
+    when = _utc_iso(created or datetime.now(UTC))
     rec = CalibrationRecord("", "", when, str(operator), rig.name, rig.serial, rig.hash(), SOFTWARE_VERSION, pcs)
     h = content_hash(rec.content())
     part = f"{rig.serial}-{pcs[0].plate}" if len(pcs) == 1 else rig.serial
@@ -352,7 +352,7 @@ def calibration_warnings(rec: CalibrationRecord, *, now: datetime | None = None,
     """
     if not max_age_days > 0:
         raise ValueError(f"max_age_days must be positive, got {max_age_days}")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out = []
     age = now - rec.created
     if age > timedelta(days=max_age_days):

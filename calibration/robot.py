@@ -15,8 +15,8 @@ rig unattended and builds the calibration record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from steplab.acquisition.rig import Rig, default_rig
 from steplab.calibration.procedure import (

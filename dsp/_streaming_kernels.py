@@ -7,8 +7,6 @@ keeps its scalars in a float64 and an int64 state vector (indices below).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 

@@ -20,7 +20,7 @@ from steplab.dsp.events import crossing_time_s, last_at_or_below_abs
 from steplab.dsp.filters import filtfilt_rows_inplace
 from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, ROLES, AnalysisParams, PlateForces
-from steplab.dsp.results import AnalysisResult, RepResult
+from steplab.dsp.results import AnalysisResult
 
 MIN_RATE_HZ = 20.0
 MAX_RATE_HZ = 100_000.0

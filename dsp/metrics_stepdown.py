@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import math
-
-import numpy as np
-
 from steplab.dsp import analysis as A
 from steplab.dsp.events import crossing_time_s, value_at
 from steplab.dsp.metrics_balance import filtered_cop, range_and_speed

@@ -42,8 +42,7 @@ from scipy import signal
 
 from steplab.dsp import _kernels as K
 from steplab.dsp import _streaming_kernels as SK
-from steplab.dsp.analysis import (BODY_MASS_MISMATCH_FRACTION, BODY_MASS_MISMATCH_MIN_N, MIN_QUIET_FRACTION,
-                                  _analyze_forces)
+from steplab.dsp.analysis import BODY_MASS_MISMATCH_FRACTION, BODY_MASS_MISMATCH_MIN_N, MIN_QUIET_FRACTION, _analyze_forces
 from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.params import PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import RepResult

@@ -22,8 +22,8 @@ See rig_docs/decisions/0004-symmetry-indices.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 LIMBS: tuple[str, str] = ("left", "right")
 

@@ -97,8 +97,8 @@ def warm_up() -> float:
     from steplab.acquisition.rig import default_rig
     from steplab.dsp.analysis import analyze_counts, analyze_forces
     from steplab.dsp.calibration_arrays import nominal_calibration
-    from steplab.dsp.kinematics import com_velocity
     from steplab.dsp.filters import lowpass_zero_lag
+    from steplab.dsp.kinematics import com_velocity
 
     t0 = time.perf_counter()
     plates = synthetic_step_down(rate_hz=500.0, quiet_s=1.5, end_quiet_s=1.2)

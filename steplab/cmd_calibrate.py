@@ -235,12 +235,11 @@ def _run_auto(args, rig) -> int:
 def _run_interactive(args, rig, auto: bool = False) -> int:
     """The guided procedure on a rig over its port: prompts for an operator, or (``auto``) the
     simulated rig's robot answering them through the wire protocol."""
-    from steplab.calibration.procedure import CalibrationProcedure, ProcedureSettings
+    from steplab.acquisition.frame_decoder import warm_up
+    from steplab.calibration.procedure import CalibrationProcedure
     from steplab.calibration.records import make_record
     from steplab.calibration.report import format_report
     from steplab.calibration.robot import CalibrationAborted
-
-    from steplab.acquisition.frame_decoder import warm_up
 
     warm_up()  # compile the decoder before talking to the rig
     source = DeviceCountsSource(args.device, rig.channels)

@@ -50,11 +50,9 @@ def _calibration_lookup(path: str | None):
 def run(args: argparse.Namespace) -> int:
     from steplab.acquisition.device import DeviceError, open_device
     from steplab.acquisition.journal import JournalError
-    from steplab.acquisition.recorder import record
+    from steplab.acquisition.recorder import MAX_RECORDING_S, RecordingInterrupted, record
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.acquisition.trial_file import TrialFileError
-
-    from steplab.acquisition.recorder import MAX_RECORDING_S, RecordingInterrupted
 
     if not (0 < args.seconds <= MAX_RECORDING_S):
         raise UserError(f"--seconds {args.seconds:g} must be in (0, {MAX_RECORDING_S:g}]")

@@ -24,10 +24,9 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
     """The live source for ``--device`` (not yet started); without ``--rig`` the device's own rig is used."""
     from steplab.acquisition.device import DeviceError, open_device
     from steplab.acquisition.rig import RigError, load_rig
-    from steplab.dashboard.live_source import LiveAcquisition
-
     from steplab.calibration.active import active_calibration
     from steplab.calibration.records import CalibrationRecordError
+    from steplab.dashboard.live_source import LiveAcquisition
 
     def calibration_for(rig):
         active = active_calibration(rig)

@@ -15,10 +15,9 @@ import math
 import subprocess
 import sys
 
+import ezc3d
 import numpy as np
 import pytest
-
-import ezc3d
 from ezc3d import ezc3d as _swig  # parameter type codes
 
 from steplab.records.importers import load_forces, plate_cop_mm

@@ -6,11 +6,10 @@ import json
 import subprocess
 
 import pytest
+from conftest import steplab_cmd
 
 from steplab.acquisition.rig import default_rig
 from steplab.calibration.records import load_record
-
-from conftest import steplab_cmd
 
 pytestmark = pytest.mark.slow
 

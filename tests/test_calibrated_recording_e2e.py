@@ -7,10 +7,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import steplab_cmd
 
 from steplab.acquisition.trial_file import read_trial
-
-from conftest import steplab_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,8 @@ def test_a_trial_names_and_uses_the_rigs_calibration(sim_process, tmp_path, data
     assert ref["calibration_id"] == cal_id and ref["records"][0]["calibration_id"] == cal_id
     assert ref["calibration_hash"] and ref["time_since_tare_s"] >= 0
     # the calibrated box force of a 70 kg subject standing still is body weight (nominal gains are not)
-    from steplab.records.importers import calibration_from_dict, forces_from_counts
     from steplab.dsp import nominal_calibration
+    from steplab.records.importers import calibration_from_dict, forces_from_counts
 
     bw = 70.0 * 9.80665
     calibrated = forces_from_counts(trial.counts, calibration_from_dict(ref))

@@ -118,9 +118,9 @@ def test_a_calibration_that_misses_the_verification_targets_is_not_saved(tmp_pat
             x_mm += 25.0
         return real_place(plate, x_mm, y_mm, mass_kg)
 
+    from steplab.acquisition.rig import default_rig
     from steplab.calibration.geometry import plate_geometry
     from steplab.calibration.procedure import CalibrationPlan
-    from steplab.acquisition.rig import default_rig
 
     plan = CalibrationPlan.default(plate_geometry(default_rig(), "box"))
     verification_masses = set(plan.verify_masses_kg) - set(plan.fit_masses_kg)

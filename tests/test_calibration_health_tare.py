@@ -5,7 +5,16 @@ import pytest
 
 from steplab.acquisition.rig import ADC_FULL_SCALE_COUNTS
 from steplab.calibration.channel_health import (
-    DISCONNECTED, NO_RESPONSE, NOISY, OK, REVERSED, SATURATED, STUCK, ChannelFault, check_block, check_response,
+    DISCONNECTED,
+    NO_RESPONSE,
+    NOISY,
+    OK,
+    REVERSED,
+    SATURATED,
+    STUCK,
+    ChannelFault,
+    check_block,
+    check_response,
     noise_sd_counts,
 )
 from steplab.calibration.tare import AutoTare, TareError, compute_tare

@@ -10,7 +10,14 @@ import pytest
 from steplab.acquisition.rig import default_rig
 from steplab.calibration.geometry import STANDARD_GRAVITY_M_S2 as G
 from steplab.calibration.procedure import (
-    DONE, FAULT, LOADING, TARE, TIMEOUT, CalibrationPlan, CalibrationProcedure, ProcedureSettings,
+    DONE,
+    FAULT,
+    LOADING,
+    TARE,
+    TIMEOUT,
+    CalibrationPlan,
+    CalibrationProcedure,
+    ProcedureSettings,
 )
 from steplab.calibration.robot import CalibrationAborted, SimRobot, drive
 

@@ -1,7 +1,7 @@
 """Calibration records: hashing, ids, save/load round trip, refusals and warnings."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -9,11 +9,21 @@ import pytest
 from steplab.acquisition.rig import default_rig
 from steplab.calibration.geometry import nominal_matrix, plate_geometry
 from steplab.calibration.records import (
-    RECORD_FORMAT_VERSION, CalibrationRecordError, PlateCalibration, calibration_warnings, calibrations_dir,
-    content_hash, latest_for_plate, list_records, load_record, make_record, recalibrated_since, save_record,
+    RECORD_FORMAT_VERSION,
+    CalibrationRecordError,
+    PlateCalibration,
+    calibration_warnings,
+    calibrations_dir,
+    content_hash,
+    latest_for_plate,
+    list_records,
+    load_record,
+    make_record,
+    recalibrated_since,
+    save_record,
 )
 
-T0 = datetime(2025, 3, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 
 
 def plate_cal(rig, name, scale=1.0):

@@ -10,6 +10,7 @@ import time
 import tty
 
 import pytest
+from conftest import steplab_cmd
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import DeviceError, SerialStepBox, SimulatedStepBox, open_device
@@ -17,8 +18,6 @@ from steplab.acquisition.frame_decoder import FrameDecoder
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.sim_device import SimDeviceEngine
 from steplab.acquisition.sim_rig import SCENARIOS
-
-from conftest import steplab_cmd
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import shared_real_data
 
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.sim_rig import simulate_trial
@@ -27,8 +28,6 @@ from steplab.dsp.streaming import StreamingAnalyzer
 from steplab.dsp.streaming import synthetic_step_down as multi_rep_step_down
 from steplab.dsp.symmetry import metric_limb, visit_symmetry
 from steplab.dsp.warmup import synthetic_step_down
-
-from conftest import shared_real_data
 
 G = 9.80665
 RATE = 1000.0

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import select
 import threading
-import time
 import tty
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import DeviceError, SerialStepBox, SimulatedStepBox
@@ -20,8 +20,6 @@ from steplab.acquisition.sim_rig import SimulatedRigModel
 from steplab.acquisition.sim_subject import Subject
 from steplab.dashboard.live_source import LiveAcquisition
 from steplab.dsp import calibrated_forces, nominal_calibration
-
-from conftest import wait_for
 
 BOOT = 0x1234ABCD
 RNG = np.random.default_rng(42)

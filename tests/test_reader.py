@@ -8,14 +8,13 @@ import time
 import tty
 
 import numpy as np
+from conftest import wait_for
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import SerialStepBox
 from steplab.acquisition.journal import JournalWriter, read_journal
 from steplab.acquisition.reader import AcquisitionReader
 from steplab.acquisition.stream_tracker import StreamTracker
-
-from conftest import wait_for
 
 
 def _pty():

@@ -14,13 +14,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import steplab_cmd, wait_for
 
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.sim_rig import SimulatedRigModel
 from steplab.acquisition.sim_subject import Subject
 from steplab.acquisition.trial_file import read_trial
-
-from conftest import steplab_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 

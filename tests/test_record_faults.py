@@ -12,14 +12,13 @@ import time
 
 import numpy as np
 import pytest
+from conftest import steplab_cmd, wait_for
 
 from steplab.acquisition import protocol
 from steplab.acquisition.journal import JournalWriter, read_journal
 from steplab.acquisition.recorder import recover
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.trial_file import read_trial
-
-from conftest import steplab_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import steplab_cmd, wait_for
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import SerialStepBox
@@ -19,8 +20,6 @@ from steplab.acquisition.sim_device import LinkError, SimDeviceEngine, check_lin
 from steplab.acquisition.sim_rig import SimulatedRigModel
 from steplab.acquisition.sim_subject import Subject
 from steplab.acquisition.stream_tracker import StreamTracker
-
-from conftest import steplab_cmd, wait_for
 
 
 def _engine(rate_hz=1000.0, **kw) -> SimDeviceEngine:
