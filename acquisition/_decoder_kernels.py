@@ -58,7 +58,7 @@ CRC_TABLES = make_crc32_tables()
 
 
 @njit(cache=True, nogil=True)
-def crc32_update(crc: int, data: np.ndarray, start: int, stop: int, tables: np.ndarray) -> int:
+def crc32_update(crc: int, data: np.ndarray, start: int, stop: int, tables: np.ndarray) -> np.int64:
     """CRC-32 of ``data[start:stop]`` continuing from ``crc`` (0 to begin), slicing-by-8."""
     c = np.int64(crc) ^ np.int64(0xFFFFFFFF)
     i = start
@@ -105,12 +105,12 @@ def cobs_encode(data: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _u16(b: np.ndarray, i: int) -> int:
+def _u16(b: np.ndarray, i: int) -> np.int64:
     return np.int64(b[i]) | (np.int64(b[i + 1]) << 8)
 
 
 @njit(cache=True, nogil=True)
-def _u32(b: np.ndarray, i: int) -> int:
+def _u32(b: np.ndarray, i: int) -> np.int64:
     return (np.int64(b[i]) | (np.int64(b[i + 1]) << 8)
             | (np.int64(b[i + 2]) << 16) | (np.int64(b[i + 3]) << 24))
 
@@ -171,7 +171,7 @@ def scan_frames(buf: np.ndarray, max_segment: int, max_body: int, tables: np.nda
         while p < z:
             code = np.int64(buf[p])
             p += 1
-            end = p + code - 1
+            end = int(p + code - 1)
             if end > z:
                 ok = False
                 break
@@ -254,6 +254,6 @@ def scan_frames(buf: np.ndarray, max_segment: int, max_body: int, tables: np.nda
 
 
 @njit(cache=True, nogil=True)
-def crc32_array(data: np.ndarray, tables: np.ndarray) -> int:
+def crc32_array(data: np.ndarray, tables: np.ndarray) -> np.int64:
     """CRC-32 of a whole uint8 array (for tests and tools)."""
     return crc32_update(0, data, 0, data.shape[0], tables)

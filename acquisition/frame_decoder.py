@@ -186,7 +186,7 @@ class FrameDecoder:
         if new.shape[0] < 4096 and not (new == 0).any():
             # small read without a delimiter: nothing can complete, just hold the
             # bytes (keeps trickling input linear; large reads go to the kernel)
-            self._tail += memoryview(new)
+            self._tail += new.tobytes()
             if len(self._tail) > MAX_ENCODED:
                 chunk.oversize += 1
                 chunk.bytes_discarded += len(self._tail)
@@ -195,7 +195,7 @@ class FrameDecoder:
             self._count(chunk)
             return chunk
         if self._tail:
-            self._tail += memoryview(new)
+            self._tail += new.tobytes()
             buf = np.frombuffer(self._tail, dtype=np.uint8)
         else:
             buf = new
@@ -213,7 +213,7 @@ class FrameDecoder:
             self._tail = bytearray()
             self._skipping = True
         else:
-            self._tail = bytearray(memoryview(tail))
+            self._tail = bytearray(tail.tobytes())
         del buf, tail
         if hdr.shape[0]:
             self._collect(chunk, body, hdr, values)

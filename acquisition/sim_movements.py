@@ -294,12 +294,13 @@ class MovementLibrary:
 
     def _finish_event(self, ev: RepEvent, z, v, f, x, surf) -> None:
         """Values that need the finished arrays (COP ranges after sway is added)."""
-        if ev.protocol in ("step-down", "forward-step-down") and ev.t_onset_s is not None and ev.t_contact_s is not None:
+        if (ev.protocol in ("step-down", "forward-step-down") and ev.t_onset_s is not None and ev.t_contact_s is not None
+                and ev.stance is not None):
             i0, i1 = int(round(ev.t_onset_s / DT_S)), int(round(ev.t_contact_s / DT_S))
             foot = FOOT_INDEX[ev.stance]
             xs = x[foot, i0:i1 + 1]
             ev.values["box_cop_ml_range_mm"] = float(xs.max() - xs.min()) if xs.size else 0.0
-        if ev.protocol == "balance":
+        if ev.protocol == "balance" and ev.stance is not None:
             i0, i1 = int(round(ev.values["t_single_start_s"] / DT_S)), int(round(ev.values["t_single_end_s"] / DT_S))
             foot = FOOT_INDEX[ev.stance]
             xs = x[foot, i0:i1]
@@ -351,7 +352,6 @@ class MovementLibrary:
 
     def step_up(self, first: str) -> None:
         """Non-rep transition: from bilateral stance on the floor plates back up onto the box."""
-        stay = other_limb(first)
         s_first = self.limbs[first].weight_share
         self.shift(0.35, "floor", first, s_first, 0.0, air_after=True)
         n_sw, n_rise, n_sw2, n_place = _ns(0.35), _ns(1.1), _ns(0.35), _ns(0.35)
@@ -419,7 +419,6 @@ class MovementLibrary:
         i_contact0 = n0 + r.n
         f_tc = float(fpd[-1]) if r.n else self.mg
         # landing: lead spring-damper with a yielding set-point; the trail limb sheds its load
-        v_c = min(self.v, 0.0)
         k = lp.landing_stiffness_n_m * self.var()
         c = 2.0 * lp.landing_damping_ratio * np.sqrt(k * self.m)
         # a hard (little-yielding) lead leg accepts the weight abruptly: the trail limb sheds it faster
@@ -456,7 +455,8 @@ class MovementLibrary:
         f_trail_all = np.concatenate([s["f"][FOOT_INDEX[trail]] for s in self._segs])
         ev = self._landing_event("step-down", lead, trail, v_all, f_lead_all, f_lead_all + f_trail_all, i_lower, i_end)
         ev.values["t_movement_s"] = i_move * DT_S
-        ev.values["trail_support_at_contact_n"] = float(f_trail_all[int(round(ev.t_contact_s / DT_S))]) if ev.t_contact_s is not None else float("nan")
+        ev.values["trail_support_at_contact_n"] = (float(f_trail_all[int(round(ev.t_contact_s / DT_S))])
+                                                   if ev.t_contact_s is not None else float("nan"))
         ev.values["lowering_com_drop_m"] = float(self.z_box - z_all[i_contact0 - 1]) if i_contact0 > 0 else 0.0
         self.step_up(lead)
         return self.finish("step-down", [ev])
@@ -654,8 +654,8 @@ class MovementLibrary:
             self.seg(r.z, r.v, zero, r.pd, SURF_AIR, SURF_FLOOR, ml=(0.0, amp_ml), ap=(0.0, amp_ap))
         self.shift(0.5, "floor", lift, 0.0, s_lift, air_after=False)
         ev = RepEvent("balance", None, stance, 0.0, n0 * DT_S, None, (n0 + n_lift + n_hold) * DT_S)
-        ev.values.update({"t_movement_s": n0 * DT_S, "t_single_start_s": (n0 + n_lift) * DT_S, "t_single_end_s": (n0 + n_lift + n_hold) * DT_S,
-                          "body_weight_n": self.mg})
+        ev.values.update({"t_movement_s": n0 * DT_S, "t_single_start_s": (n0 + n_lift) * DT_S,
+                          "t_single_end_s": (n0 + n_lift + n_hold) * DT_S, "body_weight_n": self.mg})
         return self.finish("balance", [ev])
 
 

@@ -35,6 +35,7 @@ Choices where metrics.md leaves room (each one is the plainest reading):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.integrate import cumulative_trapezoid
@@ -210,7 +211,7 @@ class _Trial:
         self.contact_min = max(int(round(params.contact_min_s * self.rate)), 1)
         self.loaded = {r: debounced(pl.fz_n >= params.contact_threshold_n, self.contact_min)
                        for r, pl in plates.items()}
-        self.floor_roles = [r for r in ("floor_left", "floor_right") if r in plates]
+        self.floor_roles: list[str] = [r for r in ("floor_left", "floor_right") if r in plates]
         self.bw = float("nan")
         self.sd_q = float("nan")
         self.level = float("nan")
@@ -396,7 +397,7 @@ def _event_contact(tr: _Trial, start: int, stop: int, lead: str | None) -> tuple
     """
     contacts = {r: c for r in tr.floor_roles if (c := tr.contact_at(r, start, stop)) is not None}
     if lead is None:
-        role = min(contacts, key=lambda r: contacts[r][1])
+        role: str = min(contacts, key=lambda r: contacts[r][1])
         return role, contacts[role][0], contacts[role][1], None
     role = ROLE_OF_LIMB[lead]
     if role not in contacts:
@@ -454,6 +455,7 @@ def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResu
             reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
                                   flags=flags))
             continue
+        assert ic is not None and t_contact is not None  # a contact was found (no lead flag)
         if k == 0 and tr.q_weigh + tr.w <= ic:  # the first rep integrates from the weighing window
             q0 = tr.q_weigh
             act = np.flatnonzero(tr.active[q0 + tr.w:ic + 1])
@@ -484,7 +486,7 @@ def _step_down_reps(tr: _Trial, lead: str | None, forward: bool) -> list[RepResu
                     last_active = b + still[0][0] - 1
                     t_quiet = tr.end_time(last_active) if last_active >= b else t_tap_end
             tap_idx = np.arange(a, b)
-            metrics["raising_duration_s"] = (t_quiet - t_tap_end) if t_quiet is not None else None
+            metrics["raising_duration_s"] = (t_quiet - t_tap_end) if t_quiet is not None and t_tap_end is not None else None
             metrics["tap_force_pct_bw"] = float(np.max(tr.fz_f[role][tap_idx])) / tr.bw * 100.0
             metrics["peak_descent_speed_m_s"] = -float(np.min(v_low))
             metrics["box_cop_ml_range_mm"] = ml_range
@@ -588,6 +590,7 @@ def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
             reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
                                   flags=flags))
             continue
+        assert ic is not None and t_contact is not None  # a contact was found (no lead flag)
         run = tr.first_quiet_run_after(ic) if V is not None else None
         if run is None:
             flags.append("no_quiet_stance")
@@ -596,6 +599,7 @@ def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
             reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
                                   flags=flags))
             continue
+        assert V is not None  # run is None without a velocity
         q0, _, _ = min_sd_window(tr.F, run[0], min(run[1], run[0] + tr.search), tr.w)
         anchor = q0 + tr.w - 1  # v = 0 at the end of the quiet window
         v = V - V[anchor]
@@ -731,7 +735,7 @@ def _balance_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
 def _check_plates(plates: dict, protocol: str) -> int:
     if not isinstance(plates, dict) or not plates:
         raise ValueError("plates must be a non-empty dict of role -> PlateForces")
-    n = None
+    n: int | None = None
     for role, pl in plates.items():
         if role not in ROLES:
             raise ValueError(f"unknown plate role {role!r} (expected one of {ROLES})")
@@ -755,6 +759,7 @@ def _check_plates(plates: dict, protocol: str) -> int:
         raise ValueError("squat needs both floor plates (floor_left and floor_right)")
     if protocol != "squat" and not floors:
         raise ValueError(f"{protocol} needs at least one floor plate (floor_left or floor_right)")
+    assert n is not None  # plates is non-empty
     return int(n)
 
 
@@ -818,10 +823,10 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
     # weighing (decision 0003): the quiet window is always found and measured; its mean, the
     # measured quiet force, centres every quiet band; a given body mass sets BW = m·g and m.
     if protocol == "drop-landing":
-        weigh = _weigh_drop(tr)
-        if weigh is not None and weigh[3]:
+        drop_weigh = _weigh_drop(tr)
+        if drop_weigh is not None and drop_weigh[3]:
             flags.append("unsteady_weighing")
-        weigh = None if weigh is None else weigh[:3]
+        weigh = None if drop_weigh is None else drop_weigh[:3]
     else:
         loaded = np.flatnonzero(tr.F >= params.contact_threshold_n)
         lo = int(loaded[0]) if loaded.size else 0
@@ -866,7 +871,7 @@ def analyze_forces(plates: dict[str, PlateForces], rate_hz: float, protocol: str
             flags.append(str(f))
     if (caller.get("saturated_samples") or 0) > 0 and "saturated" not in flags:
         flags.append("saturated")
-    prov = {
+    prov: dict[str, Any] = {
         "implementation": IMPLEMENTATION,
         "protocol": protocol,
         "protocol_version": PROTOCOL_VERSIONS.get(protocol),
@@ -1004,7 +1009,7 @@ class SyntheticStepDown:
         v3 = v_touch_m_s + 2 * a3_m_s2 * t3_s / np.pi
         self.a4 = v3 * np.pi / (2 * t4_s)
         self.touch_s = t1_s + t2_s  # foot touch, local time
-        self.lead_shape = dict(peak_n=lead_peak_bw * self.bw, rise_s=lead_rise_s,
+        self.lead_shape: dict[str, Any] = dict(peak_n=lead_peak_bw * self.bw, rise_s=lead_rise_s,
                                level_n=lead_level_bw * self.bw, decay_s=lead_decay_s)
         self.taper_at_s = self.touch_s + 0.5
         self.taper_s = 0.3
@@ -1095,7 +1100,7 @@ class SyntheticDropLanding:
         self.touch_s = quiet_s + stepoff_s + flight_s
         first, second = ("right", "left") if swap else ("left", "right")
         self.touch = {first: self.touch_s, second: self.touch_s + right_delay_s}
-        self.shape = {
+        self.shape: dict[str, dict[str, Any]] = {
             first: dict(peak_n=peak_left_bw * self.bw, rise_s=rise_left_s, level_n=self.bw / 2, decay_s=decay_s,
                         dip_n=dip_bw * self.bw, dip_s=dip_s),
             second: dict(peak_n=peak_right_bw * self.bw, rise_s=rise_right_s, level_n=self.bw / 2,

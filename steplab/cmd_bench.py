@@ -27,12 +27,13 @@ def collect(quick: bool, recording_seconds: float = 60.0) -> dict:
     result: dict = {"quick": quick}
     result["dsp"] = measure_dsp(seconds_of_data=60.0 if quick else 300.0, repeats=3 if quick else 5)
     result["decoder"] = measure_decoder(seconds=1.0 if quick else 3.0)
-    try:
-        from steplab.dsp.streaming import measure_streaming
-    except ImportError:
-        measure_streaming = None
-    if measure_streaming is not None:
-        result["streaming"] = measure_streaming()
+    from steplab.benchmarks.bench_sim import measure_encoder, measure_simulator
+
+    result["simulator"] = measure_simulator(seconds=2.0 if quick else 10.0)
+    result["encoder"] = measure_encoder()
+    from steplab.dsp.streaming import measure_streaming
+
+    result["streaming"] = measure_streaming()
     if not quick and recording_seconds > 0:
         from steplab.benchmarks.bench_recording import measure_recording
 
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dsp: {d['frames_per_s'] / 1e6:.1f} M frames/s, reference {(d.get('reference_frames_per_s') or 0) / 1e6:.2f} M frames/s, "
               f"speedup {d.get('speedup')}")
         print(f"decoder: {dec['bytes_per_s'] / 1e6:.1f} MB/s ({dec['bytes_per_s'] / 1e6:.0f}x a 1 MB/s USB full-speed link)")
+        if "simulator" in result:
+            s, e = result["simulator"], result["encoder"]
+            print(f"simulator: 16 ch x 4 kHz at {s['x_real_time']:.0f}x real time; encoder: "
+                  f"{e['share_of_one_core_at_link_rate'] * 100:.1f} % of one core at 16 ch x 4 kHz")
         if "streaming" in result:
             s = result["streaming"]
             print(f"streaming: 10 ms block p50 {s.get('p50_ms')} ms, p99 {s.get('p99_ms')} ms")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -182,12 +180,15 @@ def test_truth_history_is_bounded_for_a_long_running_device():
     assert t[-1] == pytest.approx(9.999) and t[0] >= 9.999 - 3.0
 
 
-def test_sixteen_channels_at_4khz_run_at_least_50_times_faster_than_real_time():
-    model = SimulatedRigModel(split_box_rig(), Subject(), "session", seed=0, rate_hz=4000.0)
-    model.read_counts(4000)  # warm-up (numba caches, first episode)
-    seconds = 10.0
-    t0 = time.process_time()
-    for _ in range(int(seconds * 10)):
-        model.read_counts(400)  # 0.1 s blocks, as the device server reads them
-    cpu = time.process_time() - t0
-    assert seconds / cpu >= 50.0, f"only {seconds / cpu:.0f}× real time"
+def test_sixteen_channels_at_4khz_stream_in_blocks_without_a_seam():
+    """Block-wise reading (as the device server does) gives the same counts as one long read.
+
+    How much faster than real time this runs is a benchmark figure (`steplab bench`,
+    benchmarks/bench_sim.py), not a test: a busy machine changes it.
+    """
+    a = SimulatedRigModel(split_box_rig(), Subject(), "session", seed=0, rate_hz=4000.0)
+    b = SimulatedRigModel(split_box_rig(), Subject(), "session", seed=0, rate_hz=4000.0)
+    whole = a.read_counts(8000)
+    blocks = np.concatenate([b.read_counts(400) for _ in range(20)])
+    assert whole.shape == (8000, 16) and whole.dtype == np.int32
+    np.testing.assert_array_equal(blocks, whole)
