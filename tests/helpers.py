@@ -1,0 +1,145 @@
+"""Shared test helpers, in one place: running `steplab`, the simulator as a process, ptys,
+wire frames, the shared real data, one-line errors, and waits with deadlines.
+
+Fixtures built on these live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from steplab.acquisition import protocol
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_real_data() -> Path:
+    """The real recordings from other labs (the shared folder beside the repository)."""
+    for candidate in (REPO.parent / "shared" / "data" / "real", REPO / "shared" / "data" / "real"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("the shared real-data folder (../shared/data/real beside the repository) is missing")
+
+
+def steplab_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "steplab.cli", *args]
+
+
+class SimProcess:
+    """`steplab simulate --pty …` running as its own process.
+
+    Its stdout and stderr are drained by two reader threads that end when the process's pipes
+    close, so no read can block a test: every wait here has a deadline.
+    """
+
+    ANNOUNCE_TIMEOUT_S = 120.0  # a cold numba cache on a slow, busy machine
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(steplab_cmd("simulate", "--pty", *args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.stderr_lines: list[str] = []
+        self._drains = [threading.Thread(target=self._drain, args=(self.proc.stdout, self._lines.put), daemon=True),
+                        threading.Thread(target=self._drain, args=(self.proc.stderr, self.stderr_lines.append), daemon=True)]
+        for t in self._drains:
+            t.start()
+        line = self.next_line(self.ANNOUNCE_TIMEOUT_S)
+        if not line.startswith("port: "):
+            self.stop()
+            raise RuntimeError(f"simulator did not announce a port: {line!r} {''.join(self.stderr_lines)}")
+        self.port = line.split(":", 1)[1].strip()
+
+    @staticmethod
+    def _drain(stream, put) -> None:
+        for line in stream:
+            put(line)
+
+    def next_line(self, timeout_s: float = 10.0) -> str:
+        """The simulator's next stdout line, or "" when none came within ``timeout_s``."""
+        try:
+            return self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for t in self._drains:
+            t.join(5)  # the pipes close with the process
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream and not any(t.is_alive() for t in self._drains):
+                stream.close()
+
+
+def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return False
+
+
+def real_file(*parts: str) -> Path:
+    """A file of the shared real recordings; the test fails (never skips) when it is missing."""
+    p = shared_real_data().joinpath(*parts)
+    if not p.exists():
+        pytest.fail(f"shared real data missing: {p} (the shared folder must sit beside the repository)")
+    return p
+
+
+def run_steplab(*args: str, timeout_s: float = 120.0, **kw) -> subprocess.CompletedProcess:
+    """`steplab ARGS…` as a child process (this checkout's code), text output captured, with a deadline."""
+    return subprocess.run(steplab_cmd(*args), capture_output=True, text=True, timeout=timeout_s, **kw)
+
+
+def one_line_error(result: subprocess.CompletedProcess, exit_code: int | None = None) -> str:
+    """The single stderr line of a refused command (non-zero exit, or ``exit_code``, and no traceback)."""
+    if exit_code is None:
+        assert result.returncode != 0, (result.returncode, result.stderr)
+    else:
+        assert result.returncode == exit_code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@contextmanager
+def pty_pair() -> Iterator[tuple[int, int, str]]:
+    """A raw pseudo-terminal: (master fd, slave fd, slave path); both ends closed afterwards."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        yield master, slave, os.ttyname(slave)
+    finally:
+        for fd in (master, slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def data_frames(n: int, *, boot_id: int = 77, first_frame: int = 0, samples_per_frame: int = 10, channels: int = 12,
+                device_time_us_per_frame: int = 0, flags: int = 0) -> list[bytes]:
+    """``n`` consecutive wire data frames; frame k's counts all equal k (easy to check on arrival)."""
+    return [protocol.encode_data_frame(boot_id=boot_id, seq=first_frame + k, first_sample=(first_frame + k) * samples_per_frame,
+                                       device_time_us=(first_frame + k) * device_time_us_per_frame,
+                                       counts=np.full((samples_per_frame, channels), k, np.int32), flags=flags)
+            for k in range(n)]
