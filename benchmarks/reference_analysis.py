@@ -49,8 +49,9 @@ G_M_S2 = 9.80665
 IMPLEMENTATION = "steplab.benchmarks.reference_analysis"
 DROP_PLATE_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s",
                       "peak_loading_rate_bw_s", "impulse_100ms_bw_s")
-LIMB_OF_ROLE = {"floor_left": "left", "floor_right": "right"}
-ROLE_OF_LIMB = {"left": "floor_left", "right": "floor_right"}
+LIMB_OF_ROLE: dict[str, str] = {"floor_left": "left", "floor_right": "right"}
+ROLE_OF_LIMB: dict[str, str] = {"left": "floor_left", "right": "floor_right"}
+LEAD_CONTRADICTION_S = 0.010  # metrics.md § Drop landing: a named lead struck this much later is contradicted
 STEP_DOWN_METRICS = ("lowering_duration_s", "peak_descent_speed_m_s", "touchdown_speed_m_s",
                      "trail_support_at_contact_pct", *DROP_PLATE_METRICS, "peak_deceleration_m_s2",
                      "landing_phase_duration_s", "time_to_stabilization_s", "box_cop_ml_range_mm",
@@ -233,8 +234,13 @@ class _Trial:
         self.inband_runs = [(a, b) for a, b in runs_of(~self.active) if b - a >= self.w]
 
     def velocity(self, start: int, stop: int) -> np.ndarray:
-        """Centre-of-mass velocity (m/s) over samples ``start..stop-1``, 0 at ``start``."""
-        a = (self.F[start:stop] - self.level) / self.m
+        """Centre-of-mass velocity (m/s) over samples ``start..stop-1``, 0 at ``start``.
+
+        The baseline is the mean force of the quiet window starting at ``start`` (metrics.md §
+        kinematics: each rep integrates against its own quiet stance); m is the weighing's.
+        """
+        baseline_n = float(np.mean(self.F[start:start + self.w]))
+        a = (self.F[start:stop] - baseline_n) / self.m
         return cumulative_trapezoid(a, dx=self.dt, initial=0.0)
 
     def first_quiet_run_after(self, i: int, stop: int | None = None) -> tuple[int, int] | None:
@@ -582,15 +588,19 @@ def _drop_landing_reps(tr: _Trial, lead: str | None) -> list[RepResult]:
         V = cumulative_trapezoid((tr.F - tr.level) / tr.m, dx=tr.dt, initial=0.0)
     reps: list[RepResult] = []
     for a, b, bounce in _landings(tr):
-        role, ic, t_contact, lead_flag = _event_contact(tr, a, b, lead)
+        # metrics.md § Drop landing: the plate struck first leads; a lead override only names it
+        # (flagged where the named plate was struck > 10 ms later, or not at all), metrics kept
+        role, ic, t_contact, _ = _event_contact(tr, a, b, None)
+        assert ic is not None and t_contact is not None  # without a lead, the plate struck first
         limb = LIMB_OF_ROLE[role]
         flags: list[str] = ["bounce"] if bounce else []
-        if lead_flag is not None:
-            flags.append(lead_flag)
-            reps.append(RepResult(lead=limb, t_onset_s=None, t_contact_s=t_contact, metrics=_none_metrics(names),
-                                  flags=flags))
-            continue
-        assert ic is not None and t_contact is not None  # a contact was found (no lead flag)
+        if lead is not None:
+            limb = lead
+            named = tr.contact_at(ROLE_OF_LIMB[lead], a, b)
+            if named is None:
+                flags.append("lead_plate_not_contacted")
+            elif named[1] - t_contact > LEAD_CONTRADICTION_S:
+                flags.append("lead_override_contradicted")
         run = tr.first_quiet_run_after(ic) if V is not None else None
         if run is None:
             flags.append("no_quiet_stance")

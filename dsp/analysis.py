@@ -483,6 +483,12 @@ def rep_quiet_window(trial: Trial, lo: int, hi: int) -> tuple[int, int] | None:
     return int(s), int(s + ww)
 
 
+def quiet_level_n(trial: Trial, qs: int, qe: int) -> float:
+    """Mean total force (N) over the quiet stance ``[qs, qe)``: a rep's own integration baseline
+    (metrics.md § kinematics); ×BW figures keep the weighing's BW."""
+    return float(np.mean(trial.total[qs:qe]))
+
+
 def onset_time(trial: Trial, q_end: int, hi: int, v_lo: int) -> tuple[float | None, int]:
     """metrics.md § Movement onset: detection where |F − BW| > thr after the quiet window,
     then back to the last time |v| ≤ onset_speed_m_s.  Returns (t_onset_s, detection index)."""

@@ -214,8 +214,9 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
         d = A.K.first_outside(trial.total, qe, trial.n, trial.level_n, trial.thr_n)
         if d < 0:
             break
-        # metrics.md § kinematics: v from the rep's quiet window (v = 0 there), z its integral
-        A.K.integrate_velocity(trial.total, qs, trial.n, trial.level_n, trial.mass_kg, trial.dt, v)
+        # metrics.md § kinematics: v from the rep's quiet window (v = 0 there, baseline its own mean
+        # force), z its integral
+        A.K.integrate_velocity(trial.total, qs, trial.n, A.quiet_level_n(trial, qs, qe), trial.mass_kg, trial.dt, v)
         z = np.empty(trial.n - qs)
         z[0] = 0.0
         np.cumsum((v[qs + 1:] + v[qs:-1]) * (0.5 * trial.dt), out=z[1:])

@@ -12,6 +12,10 @@ from steplab.dsp.results import RepResult
 
 PLATE_LANDING_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s",
                          "peak_loading_rate_bw_s", "impulse_100ms_bw_s")
+# metrics.md § Drop landing: a --lead naming the plate struck more than this after the other
+# plate is contradicted by the data (the rep keeps its metrics and is flagged)
+LEAD_CONTRADICTION_S = 0.010
+
 DROP_METRICS = tuple(f"{m}_{s}" for m in PLATE_LANDING_METRICS for s in ("left", "right")) + (
     "peak_deceleration_m_s2", "time_to_stabilization_s", "landing_phase_duration_s") + tuple(
     f"{m}_symmetry_index_pct" for m in PLATE_LANDING_METRICS)
@@ -190,6 +194,14 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
         first = min(contacts, key=contacts.get)
         rep_lead = lead if lead is not None else first.split("_", 1)[1]
         t_c = contacts[first]
+        # metrics.md § Drop landing: per-plate metrics do not depend on a lead; an override only
+        # names it, and is flagged where the data contradict it
+        if lead is not None:
+            named = f"floor_{lead}"
+            if named not in contacts:
+                rep_flags.append("lead_plate_not_contacted")
+            elif contacts[named] - t_c > LEAD_CONTRADICTION_S:
+                rep_flags.append("lead_override_contradicted")
         i_c = int(math.ceil(t_c * r - 1e-9))
         # the quiet stance after the landing: after a drop jump it follows the next landing
         q = _quiet_after(trial, i_c, trial.n) if ok else None

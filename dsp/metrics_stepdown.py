@@ -119,8 +119,10 @@ def _reps_from_the_box(trial: A.Trial, lead, metric_names, reps: list[RepResult]
             reps.append(RepResult(rep_lead, None, crun[2], m, rep_flags + ["no_quiet_stance"]))
             continue
         qs, qe = q
-        # metrics.md § kinematics: v = ∫ (F − BW)/m dt from the quiet stance before the rep (v = 0 there)
-        A.K.integrate_velocity(trial.total, qs, hi, trial.level_n, trial.mass_kg, trial.dt, trial.v)
+        # metrics.md § kinematics: v = ∫ (F − F_quiet,rep)/m dt from the quiet stance before the rep
+        # (v = 0 there); the baseline is the mean force of that rep's own quiet stance, so slow cell
+        # drift between reps does not move its onset
+        A.K.integrate_velocity(trial.total, qs, hi, A.quiet_level_n(trial, qs, qe), trial.mass_kg, trial.dt, trial.v)
         # metrics.md § Movement onset
         t_on, _ = A.onset_time(trial, qe, crun[0] + 1, qs)
         yield _RepStart(rep_flags, hi, role, crun, rep_lead, m, t_on)

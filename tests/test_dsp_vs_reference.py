@@ -371,9 +371,9 @@ def test_drop_landing_not_ending_in_quiet_stance(after, noise_n):
     compare(a, b, "drop-landing", noisy=noise_n > 0)
 
 
-# drop-landing with lead= naming the second-struck plate is left out: the core keeps the first plate's
-# contact and computes metrics, against decision 0003 (see the report to the lead engineer)
-@pytest.mark.parametrize("protocol, lead", [("step-down", "right"), ("forward-step-down", "right")])
+# drop-landing with lead= naming the second-struck plate: both keep the metrics and flag the override
+@pytest.mark.parametrize("protocol, lead", [("step-down", "right"), ("forward-step-down", "right"),
+                                            ("drop-landing", "right"), ("drop-landing", "left")])
 def test_lead_override_flags(protocol, lead):
     if protocol == "step-down":
         plates = ref.SyntheticStepDown(leads=("left",)).sample(RATE_HZ)

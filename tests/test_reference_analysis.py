@@ -542,13 +542,21 @@ def test_lead_override_flags():
     rep = analyze_forces(s.sample(RATE_HZ), RATE_HZ, "step-down", lead="right").reps[0]
     assert rep.flags == ["lead_override_contradicted"] and rep.lead == "right"
     assert all(v is None for v in rep.metrics.values())
+    # metrics.md § Drop landing: the plate struck first leads; an override only names the lead and
+    # is flagged where the named plate was struck > 10 ms after the other; the metrics are kept
     d = SyntheticDropLanding()
+    auto = analyze_forces(d.sample(RATE_HZ), RATE_HZ, "drop-landing").reps[0]
     rep = analyze_forces(d.sample(RATE_HZ), RATE_HZ, "drop-landing", lead="right").reps[0]
-    assert rep.flags == ["lead_override_contradicted"]
-    right_shape = d.shape["right"]
-    assert rep.t_contact_s == pytest.approx(d.touch["right"] + contact_offset_s(right_shape["peak_n"],
-                                                                                 right_shape["rise_s"]), abs=2e-4)
+    assert d.touch["right"] - d.touch["left"] > 0.010
+    assert rep.flags == ["lead_override_contradicted"] and rep.lead == "right"
+    left_shape = d.shape["left"]
+    assert rep.t_contact_s == pytest.approx(d.touch["left"] + contact_offset_s(left_shape["peak_n"],
+                                                                               left_shape["rise_s"]), abs=2e-4)
+    assert rep.metrics == auto.metrics and all(v is not None for v in rep.metrics.values())
+    assert analyze_forces(d.sample(RATE_HZ), RATE_HZ, "drop-landing", lead="left").reps[0].flags == []
     single = {"box": d.sample(RATE_HZ)["box"], "floor_left": d.sample(RATE_HZ)["floor_left"],
               "floor_right": PlateForces(np.zeros(len(d.sample(RATE_HZ)["box"].fz_n)))}
+    auto = analyze_forces(single, RATE_HZ, "drop-landing").reps[0]
     rep = analyze_forces(single, RATE_HZ, "drop-landing", lead="right").reps[0]
-    assert rep.flags == ["lead_plate_not_contacted"] and rep.t_contact_s is None
+    assert rep.flags == ["lead_plate_not_contacted"] and rep.lead == "right"
+    assert rep.t_contact_s == auto.t_contact_s and rep.metrics == auto.metrics

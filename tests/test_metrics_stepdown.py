@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from steplab.dsp import analyze_counts, analyze_forces, nominal_calibration
+from steplab.benchmarks import reference_analysis as ref
+from steplab.dsp import PlateForces, analyze_counts, analyze_forces, nominal_calibration
 from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
 
 G = 9.80665
@@ -125,3 +126,23 @@ def test_lead_override_names_the_other_plate():
     # the right plate was never struck: no contact, metrics None, never NaN
     assert rep.t_contact_s is None
     assert all(v is None for v in rep.metrics.values())
+
+
+# -- metrics.md § kinematics: each rep integrates against the mean force of its own quiet stance --
+@pytest.mark.parametrize("analyze", [analyze_forces, ref.analyze_forces], ids=["core", "reference"])
+def test_a_cell_offset_arising_between_reps_moves_no_onset_or_speed(analyze):
+    """A 2 N box-cell offset that appears while the subject is on the floor (slow drift, a knock)
+    changes no later rep's onset or centre-of-mass speeds: each rep's baseline is its own quiet stance."""
+    s = ref.SyntheticStepDown(leads=("left", "right", "left"))
+    plates = s.sample(1000.0)
+    t = np.arange(plates["box"].fz_n.size) / 1000.0
+    assert s.starts_s[0] + 2.0 < 5.0 < s.starts_s[1] - 2.0 and plates["box"].fz_n[5000] == 0.0  # box unloaded then
+    box = plates["box"]
+    shifted = dict(plates, box=PlateForces(box.fz_n + np.where(t >= 5.0, 2.0, 0.0), box.mx_nm, box.my_nm))
+    before = analyze(plates, 1000.0, "step-down")
+    after = analyze(shifted, 1000.0, "step-down")
+    assert len(before.reps) == len(after.reps) == 3
+    for a, b in zip(before.reps, after.reps):
+        assert b.t_onset_s == pytest.approx(a.t_onset_s, abs=1e-9)
+        for name in ("peak_descent_speed_m_s", "touchdown_speed_m_s", "lowering_duration_s"):
+            assert b.metrics[name] == pytest.approx(a.metrics[name], abs=1e-9), name
