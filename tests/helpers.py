@@ -143,3 +143,35 @@ def data_frames(n: int, *, boot_id: int = 77, first_frame: int = 0, samples_per_
                                        device_time_us=(first_frame + k) * device_time_us_per_frame,
                                        counts=np.full((samples_per_frame, channels), k, np.int32), flags=flags)
             for k in range(n)]
+
+
+# -- simulated truth and real plate data for the dsp tests ----------------------------------------
+_SIM: dict = {}
+
+
+def sim_truth(scenario: str, seconds: float, seed: int, rate_hz: float = 1000.0):
+    """The simulator's true plate forces (Subject(): 70 kg) and its truth events (cached per test run)."""
+    from steplab.acquisition.rig import default_rig
+    from steplab.acquisition.sim_rig import simulate_trial
+    from steplab.acquisition.sim_subject import Subject
+
+    key = (scenario, seconds, seed, rate_hz)
+    if key not in _SIM:
+        _, truth = simulate_trial(default_rig(sample_rate_hz=rate_hz), Subject(), scenario, seconds, rate_hz, seed=seed)
+        _SIM[key] = truth
+    return _SIM[key]
+
+
+def plates_of(truth, roles, stop=None):
+    """PlateForces (Fz only) of the simulator's truth for ``roles``, optionally cut at sample ``stop``."""
+    from steplab.dsp import PlateForces
+
+    return {r: PlateForces(truth.fz(r)[:stop].copy()) for r in roles}
+
+
+def real_dual(name: str):
+    """A real dual-plate jump (``Dual-{name}-Fz.txt``) as floor_left / floor_right PlateForces [N]."""
+    from steplab.dsp import PlateForces
+
+    data = np.loadtxt(real_file("dual_plate_jumps", f"Dual-{name}-Fz.txt"), skiprows=1, delimiter="\t")
+    return {"floor_left": PlateForces(data[:, 0].copy()), "floor_right": PlateForces(data[:, 1].copy())}

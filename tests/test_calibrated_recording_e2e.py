@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import steplab_cmd
+from helpers import steplab_cmd
 
 from steplab.acquisition.trial_file import read_trial
 

@@ -10,7 +10,7 @@ import time
 import tty
 
 import pytest
-from conftest import steplab_cmd
+from helpers import steplab_cmd
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import DeviceError, SerialStepBox, SimulatedStepBox, open_device

@@ -5,10 +5,13 @@ expected value below is derived here from those closed forms (roots, maxima and
 integrals of the analytic functions), never from the analysis code.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 import pytest
+from helpers import plates_of, sim_truth
 from scipy import integrate, optimize
 
 from steplab.benchmarks import reference_analysis as ref
@@ -146,3 +149,118 @@ def test_a_cell_offset_arising_between_reps_moves_no_onset_or_speed(analyze):
         assert b.t_onset_s == pytest.approx(a.t_onset_s, abs=1e-9)
         for name in ("peak_descent_speed_m_s", "touchdown_speed_m_s", "lowering_duration_s"):
             assert b.metrics[name] == pytest.approx(a.metrics[name], abs=1e-9), name
+
+
+# ------------------------------------------------------------------ 1. body mass vs the plates
+STEP_ROLES = ("box", "floor_left", "floor_right")
+
+
+# ------------------------------------------------------------------ 5. recordings cut within the landing
+PHASE_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s", "peak_loading_rate_bw_s",
+                 "peak_deceleration_m_s2", "landing_phase_duration_s", "time_to_stabilization_s")
+
+
+# ----------------------------------------------------------------------------- lead override
+def test_lead_override_against_the_data_is_flagged_not_measured():
+    s = ref.SyntheticStepDown(leads=("left",))
+    plates = s.sample(RATE, 0.5, 1)
+    right = analyze_forces(plates, RATE, "step-down", lead="right")
+    rep = right.reps[0]
+    # the right plate is struck by the trail foot 0.5 s after the left landed: not a lead landing
+    assert rep.lead == "right" and "lead_override_contradicted" in rep.flags
+    assert all(v is None for v in rep.metrics.values())
+    assert rep.t_contact_s > s.starts_s[0] + s.touch_s + 0.1
+    left = analyze_forces(plates, RATE, "step-down", lead="left").reps[0]
+    auto = analyze_forces(plates, RATE, "step-down").reps[0]
+    assert auto.lead == "left" and left.flags == [] and left.t_contact_s == auto.t_contact_s
+    assert left.metrics == auto.metrics
+    assert s.starts_s[0] + s.touch_s < left.t_contact_s < s.starts_s[0] + s.touch_s + 0.03  # 20 N after touch
+    assert left.metrics["time_to_peak_s"] > 0.03
+
+
+def test_lead_override_on_a_plate_never_contacted():
+    s = ref.SyntheticStepDown(leads=("left",))
+    plates = dict(s.sample(RATE))
+    n = len(plates["floor_right"].fz_n)
+    plates["floor_left"] = PlateForces(plates["floor_left"].fz_n + plates["floor_right"].fz_n,
+                                       plates["floor_left"].mx_nm, plates["floor_left"].my_nm)
+    plates["floor_right"] = PlateForces(np.zeros(n), np.zeros(n), np.zeros(n))
+    rep = analyze_forces(plates, RATE, "step-down", lead="right").reps[0]
+    assert rep.flags == ["lead_plate_not_contacted"] and rep.t_contact_s is None
+    assert all(v is None for v in rep.metrics.values())
+
+
+# ------------------------------------------------------- per-plate contact, idle plate offsets
+@pytest.mark.parametrize("offset_n, noise_n", [(-1.0, 0.0), (-1.0, 0.5), (-3.0, 0.5), (0.0, 2.0)])
+def test_forward_step_down_tap_found_on_its_own_plate(offset_n, noise_n):
+    s = ref.SyntheticForwardStepDown(taps=("left", "right"))
+    plates = dict(s.sample(RATE, noise_n, 5))
+    clean = [r.t_contact_s for r in analyze_forces(s.sample(RATE), RATE, "forward-step-down").reps]
+    for role in ("floor_left", "floor_right"):
+        p = plates[role]
+        plates[role] = PlateForces(p.fz_n + offset_n, p.mx_nm, p.my_nm)
+    res = analyze_forces(plates, RATE, "forward-step-down")
+    other = ref.analyze_forces(plates, RATE, "forward-step-down")  # independent per-plate contacts
+    assert [r.lead for r in res.reps] == [r.lead for r in other.reps] == ["left", "right"]
+    for rep, rb, t in zip(res.reps, other.reps, clean):
+        assert "no_contact" not in rep.flags
+        assert rep.t_contact_s == pytest.approx(rb.t_contact_s, abs=1e-3)
+        # an offset of a few N moves the 20 N crossing of the tap's rise by a few ms, never more
+        assert rep.t_contact_s == pytest.approx(t, abs=8e-3)
+
+
+def test_step_down_cut_within_the_landing_phase_is_truncated():
+    truth = sim_truth("step-down", 30.0, 0)
+    whole = analyze_forces(plates_of(truth, STEP_ROLES), RATE, "step-down").reps[0]
+    assert whole.metrics["landing_phase_duration_s"] > 0.44  # the cut below falls before the arrest
+    stop = int(math.floor((whole.t_contact_s + 0.44) * RATE))
+    res = analyze_forces(plates_of(truth, STEP_ROLES, stop), RATE, "step-down")
+    assert len(res.reps) == 1
+    rep = res.reps[0]
+    assert "truncated" in rep.flags and "descent_not_arrested" not in rep.flags
+    for name in PHASE_METRICS:
+        assert rep.metrics[name] is None, name
+    assert rep.metrics["integration_drift_m_s"] is None
+    # what happened before the cut is still reported, as in the whole recording
+    assert rep.t_contact_s == whole.t_contact_s
+    for name in ("lowering_duration_s", "peak_descent_speed_m_s", "touchdown_speed_m_s"):
+        assert rep.metrics[name] == pytest.approx(whole.metrics[name], rel=1e-9), name
+    assert rep.metrics["impulse_100ms_bw_s"] == pytest.approx(whole.metrics["impulse_100ms_bw_s"], rel=1e-6)
+
+
+def test_step_down_cut_after_the_arrest_is_complete():
+    plates = synthetic_step_down(rate_hz=RATE)
+    whole = analyze_forces(plates, RATE, "step-down").reps[0]
+    t_arr = whole.t_contact_s + whole.metrics["landing_phase_duration_s"]
+    stop = int(math.ceil((t_arr + 0.05) * RATE))
+    rep = analyze_forces({r: PlateForces(pf.fz_n[:stop]) for r, pf in plates.items()}, RATE, "step-down").reps[0]
+    assert "truncated" not in rep.flags and "not_stabilized" in rep.flags
+    for name in ("landing_peak_force_bw", "time_to_peak_s", "landing_phase_duration_s", "peak_deceleration_m_s2"):
+        assert rep.metrics[name] == pytest.approx(whole.metrics[name], rel=1e-3, abs=1e-3), name
+
+
+def test_descent_not_arrested_within_the_timeout():
+    """An analytic landing arrested only 2.4 s after the landing starts (v < 0 throughout the 1 s timeout)."""
+    m, a_low, t_low, t_arr, t_box, t_q = 70.0, 0.5, 0.6, 2.4, 0.15, 2.0
+    bw = m * G
+    v_c = -2 * a_low * t_low / math.pi
+    d = -v_c * math.pi / (2 * t_arr)  # a = d·sin(πτ/T_arr) brings v back to 0 at τ = T_arr
+    t = np.arange(int((t_q + t_low + t_arr + 3.0) * RATE)) / RATE
+    tau = t - t_q
+    acc = np.where((tau >= 0) & (tau < t_low), -a_low * np.sin(np.pi * tau / t_low), 0.0)
+    tl = tau - t_low
+    acc += np.where((tl >= 0) & (tl < t_arr), d * np.sin(np.pi * tl / t_arr), 0.0)
+    total = m * (G + acc)
+    floor_share = np.where(tl < 0, 0.0, np.where(tl < t_box, 0.5 * (1 - np.cos(np.pi * np.clip(tl, 0, t_box) / t_box)), 1.0))
+    floor = total * floor_share
+    plates = {"box": PlateForces(total - floor), "floor_left": PlateForces(floor),
+              "floor_right": PlateForces(np.zeros_like(t))}
+    res = analyze_forces(plates, RATE, "step-down")
+    rep = res.reps[0]
+    assert "descent_not_arrested" in rep.flags and "truncated" not in rep.flags
+    assert rep.metrics["landing_phase_duration_s"] == pytest.approx(1.0)
+    # the phase ends at t_contact + 1 s, before the force maximum at τ = T_arr/2
+    tau_c = rep.t_contact_s - (t_q + t_low)
+    expected = d * math.sin(math.pi * (tau_c + 1.0) / t_arr)
+    assert rep.metrics["peak_deceleration_m_s2"] == pytest.approx(expected, rel=1e-3)
+    assert bw > 0

@@ -169,3 +169,20 @@ def test_measure_streaming_block_time():
     assert 0.0 < res["p50_ms"] <= res["p99_ms"] <= res["max_ms"]
     # the block time itself (target: p99 well under 1 ms per 10 ms block) is a benchmark figure
     # (`steplab bench`), not asserted here: a busy machine changes it
+
+
+def test_streaming_with_a_wrong_body_mass_matches_batch():
+    rec = synthetic_step_down(rate_hz=RATE, body_mass_kg=70.0)
+    batch = analyze_forces(rec, RATE, "step-down", body_mass_kg=67.0)
+    assert len(batch.reps) == 3 and "body_mass_mismatch" in batch.flags
+    sa = StreamingAnalyzer(RATE, tuple(rec), "step-down", body_mass_kg=67.0)
+    n = len(rec["box"].fz_n)
+    got = []
+    for a in range(0, n, 100):
+        got.extend(sa.push({r: pf.fz_n[a:a + 100] for r, pf in rec.items()}))
+    got.extend(sa.finish())
+    assert "body_mass_mismatch" in sa.flags
+    assert len(got) == 3
+    for rep, ref in zip(got, batch.reps):
+        assert rep.t_contact_s == pytest.approx(ref.t_contact_s, abs=1e-9)
+        assert rep.metrics["landing_peak_force_bw"] == pytest.approx(ref.metrics["landing_peak_force_bw"], rel=1e-6)

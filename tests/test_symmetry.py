@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from helpers import real_dual
 
+from steplab.dsp import analyze_forces
 from steplab.dsp.results import RepResult
 from steplab.dsp.symmetry import (
     BETTER_DIRECTION,
@@ -146,3 +149,37 @@ def test_directions_declared_and_live_share():
         assert BETTER_DIRECTION[name] in ("higher", "lower")
     assert live_left_share_pct(300.0, 100.0) == pytest.approx(75.0)
     assert live_left_share_pct(5.0, 5.0) is None
+
+
+RATE = 1000.0
+
+
+# ------------------------------------------------------------------ 4. whole-body metrics in symmetry
+def test_bilateral_landings_do_not_give_whole_body_metrics_to_a_limb():
+    reps = []
+    for name in ("CMJ", "SJ"):
+        reps.extend(analyze_forces(real_dual(name), RATE, "drop-landing").reps)
+    assert [r.lead for r in reps] == ["left", "right"]  # first foot down differs between the trials
+    s = visit_symmetry(reps, "drop-landing")
+    for whole_body in ("peak_deceleration_m_s2", "time_to_stabilization_s", "landing_phase_duration_s"):
+        assert whole_body not in s
+    # the per-plate metrics are the limb metrics: one value per limb per landing
+    for name in ("landing_peak_force_bw", "time_to_peak_s", "impulse_100ms_bw_s"):
+        assert s[name].left.n == 2 and s[name].right.n == 2
+        left = [r.metrics[f"{name}_left"] for r in reps]
+        right = [r.metrics[f"{name}_right"] for r in reps]
+        assert s[name].lsi_pct == pytest.approx(np.mean(left) / np.mean(right) * 100.0, rel=1e-12)
+
+
+def test_single_limb_landings_keep_whole_body_metrics_on_the_landing_limb():
+    assert metric_limb("drop-landing", "peak_deceleration_m_s2", "left", bilateral=True) is None
+    assert metric_limb("drop-landing", "peak_deceleration_m_s2", "left") == "left"
+    reps = [type("R", (), {"lead": "left", "flags": [], "metrics": {
+                "landing_peak_force_bw_left": 3.0, "landing_peak_force_bw_right": None,
+                "peak_deceleration_m_s2": 20.0}})(),
+            type("R", (), {"lead": "right", "flags": [], "metrics": {
+                "landing_peak_force_bw_left": None, "landing_peak_force_bw_right": 2.0,
+                "peak_deceleration_m_s2": 30.0}})()]
+    s = visit_symmetry(reps, "drop-landing")
+    assert s["peak_deceleration_m_s2"].lsi_pct == pytest.approx(20.0 / 30.0 * 100.0)
+    assert s["landing_peak_force_bw"].lsi_pct == pytest.approx(150.0)

@@ -1,11 +1,17 @@
-"""Edge cases of the dsp core: bad input at the public edge, odd trials, segmentation."""
+"""dsp.analysis: the public edge (bad input), odd trials, weighing and body mass, segmentation,
+no-rep trials and lazy filtering."""
+
+from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from helpers import plates_of, real_dual, real_file, sim_truth
 
+from steplab.acquisition.rig import default_rig
 from steplab.dsp import AnalysisParams, PlateForces, analyze_counts, analyze_forces, nominal_calibration
+from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.warmup import synthetic_step_down
 
 G = 9.80665
@@ -34,6 +40,12 @@ def base():
     return plates, analyze_forces(plates, RATE, "step-down").reps[0]
 
 
+
+
+# ------------------------------------------------------------------ 1. body mass vs the plates
+STEP_ROLES = ("box", "floor_left", "floor_right")
+
+
 # ---------------------------------------------------------------- the public edge
 @pytest.mark.parametrize("rate", [0.0, -1000.0, float("nan"), float("inf"), 1e9, "fast"])
 def test_absurd_rate_is_rejected(base, rate):
@@ -56,7 +68,6 @@ def test_empty_or_single_sample_is_rejected(n):
     plates = {r: PlateForces(np.full(n, 700.0)) for r in ("box", "floor_left", "floor_right")}
     with pytest.raises(ValueError, match="at least 2"):
         analyze_forces(plates, RATE, "step-down")
-    from steplab.acquisition.rig import default_rig
     with pytest.raises(ValueError, match="at least 2"):
         analyze_counts(np.zeros((n, 12), dtype=np.int32), RATE, nominal_calibration(default_rig()), "step-down")
 
@@ -77,7 +88,6 @@ def test_other_bad_arguments(base):
         analyze_forces({**plates, "box": PlateForces(plates["box"].fz_n[:-5])}, RATE, "step-down")
     with pytest.raises(ValueError, match="filter_order"):
         AnalysisParams(filter_order=3)
-    from steplab.acquisition.rig import default_rig
     with pytest.raises(ValueError, match="integers"):
         analyze_counts(np.zeros((100, 12)), RATE, nominal_calibration(default_rig()), "step-down")
     with pytest.raises(ValueError, match="channels"):
@@ -168,7 +178,6 @@ def test_body_mass_15_percent_too_high_is_flagged_not_used_for_segmentation(base
     assert "descent_not_arrested" not in rep.flags
     assert rep.t_contact_s == ref.t_contact_s
     assert rep.metrics["landing_phase_duration_s"] == pytest.approx(ref.metrics["landing_phase_duration_s"], abs=1e-3)
-    # (descent_not_arrested itself: test_dsp_review_fixes.test_descent_not_arrested_within_the_timeout)
 
 
 def test_multi_rep_segmentation_matches_single(base):
@@ -203,7 +212,6 @@ def test_json_is_strict_and_has_provenance(base):
 
 
 def test_saturated_counts_are_counted_and_flagged_from_the_counts_themselves():
-    from steplab.acquisition.rig import default_rig
     from steplab.dsp import analyze_counts, nominal_calibration
     from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
 
@@ -216,3 +224,136 @@ def test_saturated_counts_are_counted_and_flagged_from_the_counts_themselves():
     hit[5000, 0] = -(2**23)
     res = analyze_counts(hit, 1000.0, nominal_calibration(rig), "step-down")
     assert res.provenance["saturated_samples"] == 8 and "saturated" in res.flags
+
+
+# ------------------------------------------------------------------------ no usable weighing
+def test_walking_c3d_without_quiet_stance_has_no_body_weight():
+    from steplab.records.importers import load_forces
+
+    t = load_forces(real_file("c3d_sample10", "TYPE-2.C3D"))
+    res = analyze_forces(t.plates, t.rate_hz, "balance")
+    assert "no_quiet_stance" in res.flags
+    # never the mean of a window that is not stance (was −0.34 N): NaN inside, null in JSON
+    assert math.isnan(res.body_weight_n) and math.isnan(res.body_mass_kg)
+    d = res.to_json_dict()
+    assert d["body_weight_n"] is None and d["body_mass_kg"] is None
+    # the visit's body mass is the best available estimate when given
+    given = analyze_forces(t.plates, t.rate_hz, "balance", body_mass_kg=40.0)
+    assert given.body_weight_n == pytest.approx(40.0 * G_M_S2) and given.body_mass_kg == 40.0
+
+
+def test_unloaded_trial_has_no_body_weight():
+    zero = np.zeros(4000)
+    plates = {r: PlateForces(zero + 0.3 * np.sin(np.arange(4000))) for r in ("box", "floor_left", "floor_right")}
+    res = analyze_forces(plates, RATE, "step-down")
+    assert "no_quiet_stance" in res.flags and math.isnan(res.body_weight_n)
+
+
+# ------------------------------------------------------------- lazy segment filtering is exact
+def test_filtered_segments_equal_the_whole_recording_filter():
+    from scipy.signal import butter, sosfiltfilt
+
+    from steplab.dsp.analysis import Trial
+    from steplab.dsp.filters import design_lowpass
+    from steplab.dsp.params import AnalysisParams
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    x = np.cumsum(rng.normal(0, 5.0, n)) + 700.0
+    params = AnalysisParams()
+    trial = Trial(rate_hz=RATE, params=params, fz={"box": x}, mx={}, my={}, total=x, n=n)
+    _, _, padlen = design_lowpass(4, 100.0, RATE)
+    sos = butter(2, 100.0, fs=RATE, output="sos")
+    whole = sosfiltfilt(sos, x, padtype="odd", padlen=padlen)  # the same edge convention (decision 0003)
+    for lo, hi in ((0, 50), (5_000, 5_300), (19_900, 20_000), (7_000, 12_000)):
+        seg = trial.filtered("total", lo, hi)[lo:hi]
+        assert np.max(np.abs(seg - whole[lo:hi])) < 1e-9
+
+
+@pytest.mark.parametrize("mass_kg", [68.0, 72.0, 75.0])
+def test_step_down_segmentation_ignores_a_wrong_body_mass(mass_kg):
+    truth = sim_truth("step-down", 30.0, 0)
+    assert truth.body_mass_kg == pytest.approx(70.0)
+    plates = plates_of(truth, STEP_ROLES)
+    weighed = analyze_forces(plates, RATE, "step-down")
+    given = analyze_forces(plates, RATE, "step-down", body_mass_kg=mass_kg)
+    # one rep per simulated step down, at the true contact times, whatever the given mass (the
+    # recording stops 0.2 s after a fourth contact: that rep is truncated in both)
+    assert len(truth.events) == 3 and len(given.reps) == len(weighed.reps) == 4
+    assert "truncated" in given.reps[3].flags and "truncated" in weighed.reps[3].flags
+    for rep, ev in zip(given.reps, truth.events):
+        assert rep.t_contact_s == pytest.approx(ev.t_contact_s, abs=2e-3)
+        assert "bounce" not in rep.flags and "descent_not_arrested" not in rep.flags
+    assert "body_mass_mismatch" in given.flags and "body_mass_mismatch" not in weighed.flags
+    assert given.body_weight_n == pytest.approx(mass_kg * G) and given.body_mass_kg == mass_kg
+    level = weighed.body_weight_n  # the measured quiet force: what the plates read in stance
+    assert given.provenance["measured_quiet_force_n"] == pytest.approx(level, rel=1e-12)
+    for rg, rw in zip(given.reps[:3], weighed.reps[:3]):
+        # BW-normalised metrics use the given BW (metrics.md "use the visit's body mass"): same force, other BW
+        assert rg.metrics["landing_peak_force_bw"] == pytest.approx(
+            rw.metrics["landing_peak_force_bw"] * level / (mass_kg * G), rel=1e-9)
+        # v = ∫ (F − measured level)/m: the given m scales the same integral
+        assert rg.metrics["touchdown_speed_m_s"] == pytest.approx(
+            rw.metrics["touchdown_speed_m_s"] * (level / G) / mass_kg, rel=1e-9)
+        assert rg.t_onset_s == pytest.approx(rw.t_onset_s, abs=0.02)
+
+
+def test_correct_body_mass_is_not_flagged():
+    truth = sim_truth("step-down", 30.0, 0)
+    res = analyze_forces(plates_of(truth, STEP_ROLES), RATE, "step-down", body_mass_kg=truth.body_mass_kg)
+    assert "body_mass_mismatch" not in res.flags and len(res.reps) == 4
+
+
+@pytest.mark.parametrize("mass_kg, true_kg, flagged", [
+    (70.0 * 1.019, 70.0, False), (70.0 * 1.021, 70.0, True), (70.0 * 0.981, 70.0, False), (70.0 * 0.979, 70.0, True),
+    # below 50 kg the 10 N floor rules: 30 kg reads 294.2 N, 2 % would be 5.9 N
+    (30.0 + 9.5 / G, 30.0, False), (30.0 + 10.5 / G, 30.0, True),
+])
+def test_body_mass_mismatch_threshold(mass_kg, true_kg, flagged):
+    # decision 0003: |m·g − measured quiet force| > max(2 % of m·g, 10 N)
+    res = analyze_forces(synthetic_step_down(rate_hz=RATE, mass_kg=true_kg), RATE, "step-down", body_mass_kg=mass_kg)
+    assert ("body_mass_mismatch" in res.flags) == flagged
+    assert len(res.reps) == 1 and res.reps[0].metrics["landing_phase_duration_s"] is not None
+
+
+@pytest.mark.parametrize("mass_kg", [60.0, 75.0])
+def test_real_drop_jump_with_a_wrong_body_mass(mass_kg):
+    plates = real_dual("DJ")  # one subject of 67.8 kg
+    weighed = analyze_forces(plates, RATE, "drop-landing")
+    given = analyze_forces(plates, RATE, "drop-landing", body_mass_kg=mass_kg)
+    assert len(given.reps) == len(weighed.reps) == 2
+    assert "body_mass_mismatch" in given.flags and "no_quiet_stance" not in given.flags
+    level = weighed.body_weight_n
+    for rg, rw in zip(given.reps, weighed.reps):
+        assert rg.t_contact_s == rw.t_contact_s and rg.lead == rw.lead
+        assert "no_quiet_stance" not in rg.flags
+        for side in ("left", "right"):
+            key = f"landing_peak_force_bw_{side}"
+            assert rg.metrics[key] == pytest.approx(rw.metrics[key] * level / (mass_kg * G), rel=1e-9)
+        assert rg.metrics["landing_phase_duration_s"] == pytest.approx(rw.metrics["landing_phase_duration_s"],
+                                                                      abs=2e-3)
+
+
+# ------------------------------------------------------------------ 6. no rep at all
+def test_squat_without_movement_flags_no_reps():
+    rng = np.random.default_rng(2)
+    n = int(8 * RATE)
+    plates = {"floor_left": PlateForces(350.0 + rng.normal(0, 1.0, n)),
+              "floor_right": PlateForces(340.0 + rng.normal(0, 1.0, n))}
+    res = analyze_forces(plates, RATE, "squat")
+    assert res.reps == [] and "no_reps" in res.flags
+    assert "no_reps" in res.to_json_dict()["provenance"]["flags"]
+
+
+def test_drop_landing_without_a_landing_flags_no_reps():
+    rng = np.random.default_rng(3)
+    n = int(6 * RATE)
+    plates = {"floor_left": PlateForces(340.0 + rng.normal(0, 1.0, n)),
+              "floor_right": PlateForces(340.0 + rng.normal(0, 1.0, n))}
+    res = analyze_forces(plates, RATE, "drop-landing")
+    assert res.reps == [] and "no_reps" in res.flags
+
+
+def test_a_trial_with_reps_has_no_no_reps_flag():
+    res = analyze_forces(synthetic_step_down(rate_hz=RATE), RATE, "step-down")
+    assert len(res.reps) == 1 and "no_reps" not in res.flags
