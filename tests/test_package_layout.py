@@ -396,3 +396,73 @@ def test_the_architecture_check_can_fail():
     assert any("outside a stage section" in p for p in problems)
     assert not any("sim_<what>.py" in p or "protocol.md" in p for p in problems)
     assert len(problems) == 5, problems
+
+
+# --------------------------------------------------------------------------- metrics.md covers what the code reports
+def _documented_names() -> set[str]:
+    return set(_BACKTICKED.findall((REPO / "rig_docs" / "metrics.md").read_text(encoding="utf-8")))
+
+
+def _documented(name: str, documented: set[str]) -> bool:
+    """Named in backticks, or a per-plate / within-trial variant of a documented name."""
+    if name in documented:
+        return True
+    for suffix in ("_left", "_right", "_symmetry_index_pct"):
+        if name.endswith(suffix) and name[: -len(suffix)] in documented:
+            return True
+    return False
+
+
+def test_every_metric_the_code_reports_is_defined_in_metrics_md():
+    from steplab.dsp.metrics_balance import BALANCE_METRICS, SQUAT_METRICS
+    from steplab.dsp.metrics_landing import DROP_METRICS
+    from steplab.dsp.metrics_stepdown import FORWARD_METRICS, STEP_DOWN_METRICS
+
+    documented = _documented_names()
+    names = set(STEP_DOWN_METRICS + FORWARD_METRICS + DROP_METRICS + BALANCE_METRICS + SQUAT_METRICS)
+    assert len(names) > 30
+    missing = sorted(n for n in names if not _documented(n, documented))
+    assert not missing, f"metrics the analysis reports that rig_docs/metrics.md does not define: {missing}"
+    assert not _documented("landing_peak_force", documented)  # the check is by whole name
+
+
+def test_every_parameter_is_in_metrics_md():
+    from dataclasses import fields
+
+    from steplab.dsp.params import AnalysisParams
+
+    documented = _documented_names()
+    missing = sorted(f.name for f in fields(AnalysisParams) if f.name not in documented)
+    assert not missing, f"analysis parameters rig_docs/metrics.md does not list: {missing}"
+
+
+def _raised_flags() -> set[str]:
+    """Flag names the analysis code raises: appended to a ``…flags`` list, listed on a line about
+    flags, or returned as a problem code (``return role, contact, "lead_plate_not_contacted"``)."""
+    found = set()
+    for path in sorted((REPO / "dsp").glob("*.py")) + [REPO / "records" / "importers.py"]:
+        src = path.read_text(encoding="utf-8")
+        lines = src.splitlines()
+        for node in ast.walk(ast.parse(src)):
+            values: list[ast.expr] = []
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append":
+                target = node.func.value
+                name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+                if "flags" in name:
+                    values = list(node.args)
+            elif isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple):
+                values = list(node.value.elts)
+            elif isinstance(node, ast.List) and "flags" in lines[node.lineno - 1]:
+                values = list(node.elts)
+            for v in values:
+                if isinstance(v, ast.Constant) and isinstance(v.value, str) and re.fullmatch(r"[a-z]+(_[a-z0-9]+)+|[a-z]+", v.value):
+                    found.add(v.value)
+    return found
+
+
+def test_every_flag_the_code_raises_is_defined_in_metrics_md():
+    flags = _raised_flags()
+    assert {"no_reps", "truncated", "bounce", "lead_override_contradicted", "uncalibrated", "saturated"} <= flags, flags
+    documented = _documented_names()
+    missing = sorted(f for f in flags if f not in documented)
+    assert not missing, f"flags the analysis raises that rig_docs/metrics.md does not explain: {missing}"
