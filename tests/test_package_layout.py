@@ -254,6 +254,25 @@ def test_mypy_resolves_every_module_of_a_fresh_clone(fresh_clone, tmp_path):
     assert expected <= checked, f"modules mypy did not check: {sorted(expected - checked)}"
 
 
+
+@pytest.mark.slow
+def test_a_build_of_a_fresh_clone_holds_every_module_as_a_file(fresh_clone, tmp_path):
+    """What a wheel or an install gets (setuptools' build_py): real files under steplab/<stage>/, no links."""
+    lib = tmp_path / "lib"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
+                        "--build-lib", str(lib)], cwd=fresh_clone, env=env, capture_output=True, text=True,
+                       timeout=IMPORT_TIMEOUT_S)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in lib.iterdir()) == ["steplab"], "only steplab is installed, no top-level stage"
+    links = [str(p.relative_to(lib)) for p in lib.rglob("*") if p.is_symlink()]
+    assert not links, f"the build holds symlinks: {links}"
+    for name in _stage_packages_on_disk(fresh_clone):
+        parts = name.split(".")
+        as_package = lib.joinpath(*parts, "__init__.py")
+        as_module = lib.joinpath(*parts[:-1], parts[-1] + ".py")
+        assert as_package.is_file() or as_module.is_file(), f"{name} is missing from the build"
+
 # --------------------------------------------------------------------------- (d) the documents hold what is cited
 _NAME_STOP = ":;,()\"'`\n.—"
 _CITATION = re.compile(r"metrics\.md[\"'`]?\s*§")
