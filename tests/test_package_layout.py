@@ -330,7 +330,9 @@ def _resolves(citation: str, numbers: set[str], titles: list[list[str]]) -> bool
 
 def test_every_metrics_citation_names_a_section_of_metrics_md():
     numbers, titles = _sections((REPO / "rig_docs" / "metrics.md").read_text(encoding="utf-8"))
-    sources = _tracked("*.py") + [p for p in _tracked("rig_docs/*.md") if p.name != "metrics.md"]
+    # this file holds example citations of its own (the parser's tests)
+    sources = [p for p in _tracked("*.py") if p.resolve() != Path(__file__).resolve()]
+    sources += [p for p in _tracked("rig_docs/*.md") if p.name != "metrics.md"]
     cited, missing = 0, []
     for path in sources:
         for c in _citations(path.read_text(encoding="utf-8")):
