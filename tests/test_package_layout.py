@@ -487,3 +487,59 @@ def test_every_flag_the_code_raises_is_defined_in_metrics_md():
     documented = _documented_names()
     missing = sorted(f for f in flags if f not in documented)
     assert not missing, f"flags the analysis raises that rig_docs/metrics.md does not explain: {missing}"
+
+
+# --------------------------------------------------------------------------- interfaces.md covers the command
+def _command_options() -> dict[str, set[str]]:
+    """Top-level command name → every long option of it and of its own sub-commands."""
+    import argparse
+
+    from steplab.cli import build_parser
+
+    def options(parser: argparse.ArgumentParser) -> set[str]:
+        out = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    out |= options(sub)
+            else:
+                out |= {o for o in action.option_strings if o.startswith("--") and o != "--help"}
+        return out
+
+    commands = {}
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands = {name: options(sub) for name, sub in action.choices.items()}
+    return commands
+
+
+def _undocumented(md: str, commands: dict[str, set[str]]) -> list[str]:
+    """Commands and options that interfaces.md does not describe.
+
+    A command's text runs from the first mention of ``steplab NAME`` to the next ``## ``
+    heading; each of its options must appear there.
+    """
+    missing = []
+    for name, opts in sorted(commands.items()):
+        start = md.find(f"steplab {name}")
+        if start < 0:
+            missing.append(f"steplab {name}")
+            continue
+        end = md.find("\n## ", start)
+        text = md[start:] if end < 0 else md[start:end]
+        missing += [f"steplab {name} {o}" for o in sorted(opts) if not re.search(re.escape(o) + r"(?![\w-])", text)]
+    return missing
+
+
+def test_interfaces_md_describes_every_command_and_option():
+    commands = _command_options()
+    assert {"run", "simulate", "record", "analyze", "calibrate", "bench"} <= set(commands)
+    md = (REPO / "rig_docs" / "interfaces.md").read_text(encoding="utf-8")
+    missing = _undocumented(md, commands)
+    assert not missing, "commands and options rig_docs/interfaces.md does not describe:\n" + "\n".join(missing)
+
+
+def test_the_interfaces_check_can_fail():
+    md = "## `steplab run`\n`--device`, `--host-name`\n## `steplab bench`\n`--port`\n"
+    missing = _undocumented(md, {"run": {"--device", "--host", "--port"}, "bench": {"--quick"}, "fly": set()})
+    assert missing == ["steplab bench --quick", "steplab fly", "steplab run --host", "steplab run --port"]
