@@ -118,8 +118,14 @@ def _check_imports(report: dict, root: Path) -> None:
 
 
 # --------------------------------------------------------------------------- (a) every module, one name
-def test_every_module_imports_from_the_checkout_under_one_name(tmp_path):
-    report = _import_everything(cwd=tmp_path, pythonpath=str(REPO))
+@pytest.fixture(scope="module")
+def checkout_report(tmp_path_factory) -> dict:
+    """Every steplab module imported by a fresh interpreter started elsewhere, with only the checkout on PYTHONPATH."""
+    return _import_everything(cwd=tmp_path_factory.mktemp("elsewhere"), pythonpath=str(REPO))
+
+
+def test_every_module_imports_from_the_checkout_under_one_name(checkout_report):
+    report = checkout_report
     _check_imports(report, REPO)
     assert len(report["walked"]) > 50  # the walk really descended into the stage packages
 
@@ -142,9 +148,9 @@ def test_no_code_imports_a_top_level_stage():
     assert not offenders, "imports of top-level stage modules (use steplab.<stage>):\n" + "\n".join(offenders)
 
 
-def test_the_import_check_sees_a_second_name(tmp_path):
+def test_the_import_check_sees_a_second_name(checkout_report):
     """The check of (a) fails when a module is imported under a top-level name as well."""
-    report = _import_everything(cwd=tmp_path, pythonpath=str(REPO))
+    report = checkout_report
     rig = report["files"]["steplab.acquisition.rig"]
     broken = dict(report, modules=report["modules"] + ["acquisition", "acquisition.rig"],
                   files=dict(report["files"], **{"acquisition.rig": rig}))
