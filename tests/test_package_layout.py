@@ -281,15 +281,16 @@ def test_a_build_of_a_fresh_clone_holds_every_module_as_a_file(fresh_clone, tmp_
 
 # --------------------------------------------------------------------------- (d) the documents hold what is cited
 _NAME_STOP = ":;,()\"'`\n.—"
-_CITATION = re.compile(r"metrics\.md[\"'`]?\s*§")
+def _citation_pattern(doc: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])" + re.escape(doc) + r"[\"'`]?\s*§")
 _NEXT = re.compile(r"\s*(?:,|\band\b)\s*§")
 _SECTION_NUMBER = re.compile(r"^(?:§\s*)?(\d+(?:\.\d+)*)\.?\s+(.*)$")
 
 
-def _citations(text: str) -> list[str]:
+def _citations(text: str, doc: str = "metrics.md") -> list[str]:
     """Every section a text cites as ``metrics.md § Name`` or ``metrics.md §3`` (chains: ``§ A, § B``)."""
     out = []
-    for m in _CITATION.finditer(text):
+    for m in _citation_pattern(doc).finditer(text):
         pos = m.end()
         while True:
             num = re.compile(r"\s*(\d+(?:\.\d+)*)").match(text, pos)
@@ -334,19 +335,34 @@ def _resolves(citation: str, numbers: set[str], titles: list[list[str]]) -> bool
     return any(t[i:i + len(words)] == words for t in titles for i in range(len(t) - len(words) + 1))
 
 
-def test_every_metrics_citation_names_a_section_of_metrics_md():
-    numbers, titles = _sections((REPO / "rig_docs" / "metrics.md").read_text(encoding="utf-8"))
+def _unresolved_citations(doc: str) -> tuple[int, list[str]]:
+    """(how many, which do not resolve) of the ``DOC § …`` citations in the code and in rig_docs/."""
+    numbers, titles = _sections((REPO / "rig_docs" / doc).read_text(encoding="utf-8"))
     # this file holds example citations of its own (the parser's tests)
     sources = [p for p in _tracked("*.py") if p.resolve() != Path(__file__).resolve()]
-    sources += [p for p in _tracked("rig_docs/*.md") if p.name != "metrics.md"]
+    sources += [p for p in _tracked("rig_docs/*.md") if p.name != doc]
     cited, missing = 0, []
     for path in sources:
-        for c in _citations(path.read_text(encoding="utf-8")):
+        for c in _citations(path.read_text(encoding="utf-8"), doc):
             cited += 1
             if not _resolves(c, numbers, titles):
-                missing.append(f"{path.relative_to(REPO)}: metrics.md § {c}")
+                missing.append(f"{path.relative_to(REPO)}: {doc} § {c}")
+    return cited, missing
+
+
+def test_every_metrics_citation_names_a_section_of_metrics_md():
+    cited, missing = _unresolved_citations("metrics.md")
     assert not missing, "citations of sections rig_docs/metrics.md does not have:\n" + "\n".join(missing)
     assert cited > 20  # the code does cite metrics.md; a broken parser finding none must not pass
+
+
+def test_every_citation_of_another_rig_doc_names_one_of_its_sections():
+    """``protocol.md § 9``, ``simulator.md § Cells``, …: every document of rig_docs/ the code cites by section."""
+    missing = []
+    for doc in sorted(p.name for p in (REPO / "rig_docs").glob("*.md") if p.name != "metrics.md"):
+        missing += _unresolved_citations(doc)[1]
+    assert not missing, "citations of sections that do not exist:\n" + "\n".join(missing)
+    assert _unresolved_citations("protocol.md")[0] >= 1  # the code does cite protocol.md by section
 
 
 def test_the_citation_check_can_fail():
@@ -354,6 +370,9 @@ def test_the_citation_check_can_fail():
     assert _citations("see metrics.md § Weighing: BW, and metrics.md §3.1, § Movement onset (x).") == \
         ["Weighing", "3.1", "Movement onset"]
     assert _citations("(metrics.md § Step-down, § Forward step-down).") == ["Step-down", "Forward step-down"]
+    assert _citations("see protocol.md § 9 and rig.md § Calibration", "protocol.md") == ["9"]
+    assert _citations("see protocol.md § 9 and rig.md § Calibration", "rig.md") == ["Calibration"]
+    assert _citations("see sub_protocol.md § 9", "protocol.md") == []
     assert _citations("follow metrics.md § Weighing and movement onset\nand § Kinematics;") == \
         ["Weighing and movement onset", "Kinematics"]
     assert _resolves("Movement onset", numbers, titles) and _resolves("3.1", numbers, titles)
