@@ -236,8 +236,9 @@ class _Trial:
     def velocity(self, start: int, stop: int) -> np.ndarray:
         """Centre-of-mass velocity (m/s) over samples ``start..stop-1``, 0 at ``start``.
 
-        The baseline is the mean force of the quiet window starting at ``start`` (metrics.md §
-        kinematics: each rep integrates against its own quiet stance); m is the weighing's.
+        The baseline is the mean force of the quiet window starting at ``start``
+        (metrics.md § kinematics: each rep integrates against its own quiet stance); m is the
+        weighing's.
         """
         baseline_n = float(np.mean(self.F[start:start + self.w]))
         a = (self.F[start:stop] - baseline_n) / self.m
