@@ -3,10 +3,10 @@
  * `steplab record --device /dev/pts/N` reads the real firmware code.
  *
  *   steplab-fw-host --pty [--seconds S] [--channels 12|16] [--rate HZ]
- *                   [--boot-id N] [--reset-after S] [--clip-at SAMPLE]
+ *                   [--boot-id N] [--reset-after S] [--clip-every N]
  *
  * The first line on stdout is "port: /dev/pts/N"; "event: reset" follows a
- * --reset-after reboot.  Bad options: one line on stderr, exit status 2. */
+ * reboot (--reset-after S, or SIGUSR1 at any time: a power cycle of the box).  Bad options: one line on stderr, exit status 2. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +25,9 @@
 #include "rig_table.h"
 #include "synthetic_adc.h"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reset_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+static void on_usr1(int sig) { (void)sig; reset_requested = 1; }
 
 static uint64_t host_now_us(void *ctx)
 {
@@ -101,15 +102,16 @@ static int parse_seconds(const char *s, double *out)
 
 static const char usage[] =
     "usage: steplab-fw-host --pty [--seconds S] [--channels 12|16] [--rate 500|1000|2000|4000]\n"
-    "                       [--boot-id N] [--reset-after S] [--clip-at SAMPLE]\n"
+    "                       [--boot-id N] [--reset-after S] [--clip-every N]\n"
     "Serves the steplab wire protocol from the reference firmware's logic on a pseudo-terminal\n"
-    "with synthetic bridge signals; prints 'port: /dev/pts/N' first.\n";
+    "with synthetic bridge signals; prints 'port: /dev/pts/N' first.  SIGUSR1 reboots the device\n"
+    "(new boot id; sequence, sample index and device time restart at 0).\n";
 
 int main(int argc, char **argv)
 {
     int want_pty = 0;
     double seconds = 0, reset_after = 0;
-    uint64_t channels = 12, rate = 0, boot_id = 0, clip_at = UINT64_MAX;
+    uint64_t channels = 12, rate = 0, boot_id = 0, clip_every = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -134,8 +136,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--boot-id") == 0) {
             if (parse_u64(v, &boot_id) || boot_id == 0 || boot_id > 0xFFFFFFFFu) return fail("--boot-id must be 1..4294967295, not", v ? v : "nothing");
             i++;
-        } else if (strcmp(a, "--clip-at") == 0) {
-            if (parse_u64(v, &clip_at) || clip_at >= (1ull << 62)) return fail("--clip-at needs a sample index, not", v ? v : "nothing");
+        } else if (strcmp(a, "--clip-every") == 0) {
+            if (parse_u64(v, &clip_every) || clip_every == 0 || clip_every >= (1ull << 62))
+                return fail("--clip-every needs a positive number of samples, not", v ? v : "nothing");
             i++;
         } else {
             return fail("unknown option", a);
@@ -161,7 +164,7 @@ int main(int argc, char **argv)
     fw_clock clock = {NULL, host_now_us};
     fw_adc adc;
     synthetic_adc_init(&synth, &adc, &dev.sampler, &clock, rig->channels);
-    synth.clip_at = clip_at;
+    synth.clip_every = clip_every;
 
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     if (master < 0 || grantpt(master) || unlockpt(master)) {
@@ -195,6 +198,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     printf("port: %s\n", name);
@@ -208,8 +213,9 @@ int main(int argc, char **argv)
         if (seconds > 0 && (double)elapsed >= seconds * 1e6) {
             break;
         }
-        if (reset_after > 0 && !did_reset && (double)elapsed >= reset_after * 1e6) {
+        if (reset_requested || (reset_after > 0 && !did_reset && (double)elapsed >= reset_after * 1e6)) {
             did_reset = 1;
+            reset_requested = 0;
             uint32_t next = boot_id ? (uint32_t)(boot_id + 1u) : 0;
             if (!next && random_boot_id(&next) != 0) {
                 next = boot + 1u;

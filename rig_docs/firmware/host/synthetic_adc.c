@@ -12,7 +12,7 @@ static uint32_t lowbias32(uint32_t x)
     return x;
 }
 
-void synthetic_counts(uint64_t n, uint32_t rate_hz, uint16_t channels, uint64_t clip_at, int32_t *out)
+void synthetic_counts(uint64_t n, uint32_t rate_hz, uint16_t channels, uint64_t clip_every, int32_t *out)
 {
     uint64_t r = rate_hz;
     uint64_t period = 2 * r, ramp = r / 5;
@@ -37,7 +37,7 @@ void synthetic_counts(uint64_t n, uint32_t rate_hz, uint16_t channels, uint64_t 
         v += (int64_t)(lowbias32((uint32_t)(n * 64u + c)) % 61u) - 30;
         out[c] = (int32_t)v;
     }
-    if (n == clip_at) {
+    if (clip_every && n > 0 && n % clip_every == 0) {
         out[0] = 8388607;
     }
 }
@@ -76,7 +76,7 @@ void synthetic_adc_init(synthetic_adc *a, fw_adc *ops, fw_sampler *s, const fw_c
     a->channels = channels;
     a->rate_hz = 1000;
     a->running = false;
-    a->clip_at = UINT64_MAX;
+    a->clip_every = 0;
     ops->ctx = a;
     ops->rate_supported = supported;
     ops->start = start;
@@ -94,7 +94,7 @@ void synthetic_adc_run(synthetic_adc *a)
     int32_t counts[FW_MAX_CHANNELS];
     while (a->produced < due) {
         /* the sample index the sampler gives this conversion */
-        synthetic_counts(a->sampler->next_index, a->rate_hz, a->channels, a->clip_at, counts);
+        synthetic_counts(a->sampler->next_index, a->rate_hz, a->channels, a->clip_every, counts);
         fw_sampler_push(a->sampler, counts, a->t_origin_us + a->produced * 1000000u / a->rate_hz);
         a->produced++;
     }

@@ -12,7 +12,7 @@
  * kind = message   frame_type boot_id seq device_time_us flags payload -> wire
  * kind = exchange  a device (channels rate_hz serial rig simulated ring_slots) run by
  *                  `step` lines: time US | boot ID | reset ID | poll | samples N |
- *                  command HEX | input HEX | link_room N|unlimited | seq N | clip_at N
+ *                  command HEX | input HEX | link_room N|unlimited | seq N | clip_every N
  *                  -> wire (everything the device sent, in order) */
 #include <stdarg.h>
 #include <stdio.h>
@@ -321,7 +321,7 @@ static int run_exchange(const vector *v, bytes *out)
         fprintf(stderr, "%s: bad device identity\n", v->name);
         return -1;
     }
-    uint64_t clip_at = UINT64_MAX;
+    uint64_t clip_every = 0;
     bytes tmp = {0};
     for (int i = 0; i < v->n; i++) {
         if (strcmp(v->key[i], "step") != 0) continue;
@@ -343,7 +343,7 @@ static int run_exchange(const vector *v, bytes *out)
         } else if (strcmp(op, "samples") == 0) {
             int32_t counts[FW_MAX_CHANNELS];
             for (uint64_t k = 0; k < a && tadc.running; k++) {
-                synthetic_counts(dev.sampler.next_index, tadc.rate, id.channels, clip_at, counts);
+                synthetic_counts(dev.sampler.next_index, tadc.rate, id.channels, clip_every, counts);
                 fw_sampler_push(&dev.sampler, counts, fake_now + k * 1000000u / tadc.rate);
             }
         } else if (strcmp(op, "command") == 0 || strcmp(op, "input") == 0) {
@@ -353,8 +353,8 @@ static int run_exchange(const vector *v, bytes *out)
             link.room = strcmp(arg, "unlimited") == 0 ? -1 : (long)a;
         } else if (strcmp(op, "seq") == 0) {
             dev.seq = (uint32_t)a; /* test hook: start near the 32-bit wrap */
-        } else if (strcmp(op, "clip_at") == 0) {
-            clip_at = a;
+        } else if (strcmp(op, "clip_every") == 0) {
+            clip_every = a;
         } else {
             fprintf(stderr, "%s: unknown step '%s'\n", v->name, op);
             return -1;

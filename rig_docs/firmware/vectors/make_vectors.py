@@ -54,7 +54,7 @@ def _lowbias32(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def synthetic_counts(index: np.ndarray, rate_hz: int, channels: int, clip_at: int | None = None) -> np.ndarray:
+def synthetic_counts(index: np.ndarray, rate_hz: int, channels: int, clip_every: int = 0) -> np.ndarray:
     """Counts (len(index), channels) of the host build's synthetic bridges at device sample ``index``.
 
     The rules are documented in ``rig_docs/firmware.md`` (synthetic signal).
@@ -74,8 +74,8 @@ def synthetic_counts(index: np.ndarray, rate_hz: int, channels: int, clip_at: in
     out += np.where(on_plate, amp[:, None] * (4 + c[None, :] % 4) // 22, 0)
     key = (n[:, None].astype(np.uint64) * np.uint64(64) + c[None, :].astype(np.uint64))
     out += (_lowbias32(key) % np.uint64(61)).astype(np.int64) - 30
-    if clip_at is not None:
-        out[n == clip_at, 0] = p.COUNTS_MAX
+    if clip_every:
+        out[(n > 0) & (n % clip_every == 0), 0] = p.COUNTS_MAX
     return out
 
 
@@ -107,7 +107,7 @@ class ExpectedDevice:
         self.out = bytearray()
         self.inbox = bytearray()
         self.room: int | None = None
-        self.clip_at: int | None = None
+        self.clip_every = 0
         self.boot_id = 0
 
     # state
@@ -133,7 +133,7 @@ class ExpectedDevice:
     def samples(self, n: int) -> None:
         if not self.streaming:
             return
-        counts = synthetic_counts(np.arange(self.next_index, self.next_index + n), self.rate, self.channels, self.clip_at)
+        counts = synthetic_counts(np.arange(self.next_index, self.next_index + n), self.rate, self.channels, self.clip_every)
         for k in range(n):
             if self.current is None:
                 self.current = _Slot(self.next_index, self.now + k * 1_000_000 // self.rate)
@@ -172,7 +172,7 @@ class ExpectedDevice:
             d["simulated"] = True
         return d
 
-    def _reply(self, cid: int, ok: bool, **fields) -> bytes:
+    def _reply(self, cid: object, ok: bool, **fields) -> bytes:
         return self._message(p.FRAME_TYPE_REPLY, {"id": cid, "ok": ok, **fields})
 
     def _execute(self, cmd: dict) -> bytes:
@@ -271,8 +271,8 @@ class ExpectedDevice:
             self.room = None if arg == "unlimited" else int(arg)
         elif op == "seq":
             self.seq = int(arg)
-        elif op == "clip_at":
-            self.clip_at = int(arg)
+        elif op == "clip_every":
+            self.clip_every = int(arg)
         else:
             raise ValueError(f"unknown step {op!r}")
 
@@ -406,8 +406,8 @@ def build_vectors() -> list[dict]:
         ["time 0", "boot 0x77777777", "poll", "seq 4294967294", "samples 30", "poll"]))
     vs.append(_exchange(
         "clipping_through_the_device",
-        "channel 0 on the positive rail at sample 13: only the second frame is flagged",
-        ["time 0", "boot 0x88888888", "clip_at 13", "poll", "samples 30", "poll"]))
+        "channel 0 on the positive rail at samples 13 and 26: the second and third frames are flagged",
+        ["time 0", "boot 0x88888888", "clip_every 13", "poll", "samples 30", "poll"]))
     vs.append(_exchange(
         "sixteen_channels_4khz_simulated",
         "the largest channel count: 16 channels at 4 kHz, 40 samples per frame, simulated flag on every frame",
