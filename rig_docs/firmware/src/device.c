@@ -79,6 +79,14 @@ void fw_device_log(fw_device *d, const char *level, const char *msg)
     d->log_pending = true;
 }
 
+void fw_device_set_fault(fw_device *d, const char *msg)
+{
+    d->fault = msg;
+    if (msg) {
+        fw_device_log(d, "error", msg);
+    }
+}
+
 /* -- frames out ----------------------------------------------------------------- */
 
 static void send_body(fw_device *d, size_t len)
@@ -156,6 +164,10 @@ static void send_status(fw_device *d, uint64_t now)
     fw_json_bool(&w, d->streaming);
     fw_json_key(&w, "rate_hz");
     fw_json_u64(&w, d->rate_hz);
+    if (d->fault) {
+        fw_json_key(&w, "fault");
+        fw_json_string(&w, d->fault, strlen(d->fault));
+    }
     fw_json_end(&w);
     send_message(d, FW_FRAME_STATUS, &w);
 }

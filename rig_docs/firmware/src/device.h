@@ -61,6 +61,8 @@ typedef struct {
     char log_level[8];
     char log_msg[96];
     bool log_pending;
+
+    const char *fault;          /* a lasting hardware fault, named in every status frame */
 } fw_device;
 
 /* Samples per frame for a rate: rate / 100, 1 .. FW_MAX_SPF (protocol.md section 10). */
@@ -80,5 +82,10 @@ void fw_device_poll(fw_device *d);
 
 /* Queue one log frame (level: debug, info, warning, error); a newer one replaces an unsent one. */
 void fw_device_log(fw_device *d, const char *level, const char *msg);
+
+/* A lasting fault (e.g. a converter that does not answer): logged once and
+ * named as "fault" in every status frame until cleared with NULL.  The string
+ * must live as long as the fault. */
+void fw_device_set_fault(fw_device *d, const char *msg);
 
 #endif

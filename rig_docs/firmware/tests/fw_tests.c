@@ -297,6 +297,41 @@ static int tadc_start(void *ctx, uint32_t r)
 }
 static void tadc_stop(void *ctx) { ((test_adc *)ctx)->running = 0; }
 
+static void unit_fault_in_status(void)
+{
+    static fw_device dev;
+    static test_adc tadc;
+    static capture_link link;
+    fw_adc adc = {&tadc, tadc_supported, tadc_start, tadc_stop, "500, 1000, 2000, 4000"};
+    fw_clock clock = {NULL, fake_now_us};
+    fw_link l = {&link, cap_write, cap_read};
+    link.room = -1;
+    fw_identity id = {"S-1", "{}", 4, 1000, false, NULL};
+    fake_now = 0;
+    check(fw_device_init(&dev, &id, &adc, &clock, &l) == 0 && fw_device_boot(&dev, 9) == 0, "device boots");
+    fw_device_set_fault(&dev, "ADS131M08 #1 does not answer");
+    fake_now = 1000000;
+    fw_device_poll(&dev);
+    static uint8_t body[4096];
+    int logs = 0, faults = 0;
+    size_t start = 0;
+    for (size_t i = 0; i < link.out.n; i++) {
+        if (link.out.p[i] != 0) continue;
+        fw_header h;
+        long n = fw_frame_decode(link.out.p + start, i - start, body, sizeof body, &h);
+        if (n > 0) {
+            body[n - 4] = 0;
+            const char *text = (const char *)body + 32;
+            logs += h.frame_type == FW_FRAME_LOG && strstr(text, "\"level\":\"error\"") != NULL;
+            faults += h.frame_type == FW_FRAME_STATUS && strstr(text, "\"fault\":\"ADS131M08 #1 does not answer\"") != NULL;
+        }
+        start = i + 1;
+    }
+    check(logs == 1 && faults == 1, "a fault is logged once and named in the status frame (%d, %d)", logs, faults);
+    free(link.out.p);
+    memset(&link, 0, sizeof link);
+}
+
 static int run_exchange(const vector *v, bytes *out)
 {
     static fw_device dev;
@@ -504,6 +539,7 @@ int main(int argc, char **argv)
     unit_boot_id();
     unit_json();
     unit_sampler();
+    unit_fault_in_status();
     int units = checks;
     for (int i = 0; i < count; i++) {
         const char *w = get(&vs[i], "wire");

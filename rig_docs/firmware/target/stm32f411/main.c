@@ -45,12 +45,14 @@ int main(void)
         fw_device_log(&dev, "warning", "the rig file's sample rate is more than this link carries: streaming at 1000 Hz");
     }
     if (adc_rc != 0) {
-        fw_device_log(&dev, "error", adc_rc == -1 ? "ADS131M08 #0 does not answer: check SPI wiring, CLKIN and power"
-                                                  : "ADS131M08 #1 does not answer: check SPI wiring, CLKIN and power");
+        fw_device_set_fault(&dev, adc_rc == -1 ? "ADS131M08 #0 does not answer: check SPI wiring, CLKIN and power"
+                                               : "ADS131M08 #1 does not answer: check SPI wiring, CLKIN and power");
     }
     for (;;) {
         fw_device_poll(&dev);
         board_watchdog_kick();
-        board_led(dev.streaming && (clock_now_us(0) / 500000u) % 2u == 0);
+        /* LED: 1 Hz while streaming, 5 Hz with a converter fault */
+        uint64_t half_periods = clock_now_us(0) / (dev.fault ? 100000u : 500000u);
+        board_led((dev.streaming || dev.fault) && half_periods % 2u == 0);
     }
 }
