@@ -571,3 +571,36 @@ def test_the_target_cross_compiles_and_fits_the_stm32f411(tmp_path):
     assert sp == 0x2000_0000 + RAM_BYTES  # the stack starts at the top of SRAM
     assert reset & 1 and 0x0800_0000 <= reset & ~1 < 0x0800_0000 + len(image)  # a Thumb address inside the image
     assert len(image) <= FLASH_BYTES and abs(len(image) - (text + data)) < 256  # the flashed image is the program
+
+
+def test_make_host_builds_the_documented_path():
+    r = subprocess.run(["make", "-n", "-C", str(FW), "host"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "-o build/steplab-fw-host" in r.stdout  # interfaces.md: rig_docs/firmware/build/steplab-fw-host
+
+
+def test_the_guides_tap_test_finds_a_plates_first_resonance(tmp_path, capsys):
+    """The tap-test snippet of building_the_rig.md, run as printed on a recording of a plate ringing at 180 Hz."""
+    from steplab.acquisition.rig import default_rig
+    from steplab.acquisition.trial_file import Trial, write_trial
+
+    guide = (REPO / "rig_docs" / "building_the_rig.md").read_text(encoding="utf-8")
+    snippet = guide.split("## Tap test", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    rate, n = 1000.0, 5000
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(3)
+    counts = (20000 + rng.normal(0, 30, size=(n, 12))).astype(np.int64)
+    after = t >= 2.0
+    ring = 40000 * np.exp(-(t[after] - 2.0) / 0.08) * np.sin(2 * np.pi * 180.0 * (t[after] - 2.0))
+    counts[after, 0:4] += (ring[:, None] * np.array([0.3, 0.2, 0.25, 0.25])).astype(np.int64)
+    trial = Trial(counts=counts.astype(np.int32), sample_index=np.arange(n), sample_rate_hz=rate, rig=default_rig(),
+                  meta={"quality": {}})
+    write_trial(tmp_path / "tap.npz", trial)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(snippet, "building_the_rig.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    m = re.search(r"first resonance ≈ (\d+) Hz", capsys.readouterr().out)
+    assert m and abs(int(m.group(1)) - 180) <= 4

@@ -213,7 +213,28 @@ int ads_init(fw_adc *ops, fw_sampler *sampler, uint16_t channels)
     ops->rate_supported = rate_supported;
     ops->start = start;
     ops->stop = stop;
-    ops->supported_text = "500, 1000, 2000, 4000 (as far as the link carries them)";
+    /* the rates this build really offers: the converter's, as far as the link carries them */
+    static char supported[40];
+    unsigned n = 0;
+    for (unsigned i = 0; i < sizeof rate_table / sizeof rate_table[0]; i++) {
+        if (!rate_supported(0, rate_table[i].rate_hz)) {
+            continue;
+        }
+        char digits[6];
+        unsigned d = 0;
+        for (uint32_t v = rate_table[i].rate_hz; v; v /= 10u) {
+            digits[d++] = (char)('0' + v % 10u);
+        }
+        if (n && n + 2 < sizeof supported) {
+            supported[n++] = ',';
+            supported[n++] = ' ';
+        }
+        while (d && n + 1 < sizeof supported) {
+            supported[n++] = digits[--d];
+        }
+    }
+    supported[n] = 0;
+    ops->supported_text = supported;
     return rc;
 }
 
