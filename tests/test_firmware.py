@@ -604,3 +604,30 @@ def test_the_guides_tap_test_finds_a_plates_first_resonance(tmp_path, capsys):
         os.chdir(cwd)
     m = re.search(r"first resonance ≈ (\d+) Hz", capsys.readouterr().out)
     assert m and abs(int(m.group(1)) - 180) <= 4
+
+
+@pytest.mark.slow
+def test_a_host_that_stops_reading_gets_an_exact_gap_counted_by_the_device(fw_host):
+    """Over a real pty: a reader that pauses longer than the ring (5.1 s) finds one flagged gap of exactly the device's overruns."""
+    import serial
+
+    host = fw_host("--seconds", "120")
+    dec, tracker = FrameDecoder(), StreamTracker()
+    gaps: list = []
+    statuses: list[dict] = []
+
+    def read_for(seconds: float, s) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            chunk = dec.feed(s.read(s.in_waiting or 1))
+            gaps.extend(tracker.update(chunk).gaps)
+            statuses.extend(m.payload for m in chunk.messages if m.frame_type == p.FRAME_TYPE_STATUS)
+
+    with serial.Serial(host.port, timeout=0.05) as s:
+        read_for(1.5, s)
+        assert tracker.samples_kept > 0 and not gaps
+        time.sleep(8.0)  # the host stops reading: the pty fills, then the firmware's ring
+        read_for(3.0, s)
+    assert len(gaps) == 1 and gaps[0].device_overrun, gaps
+    assert tracker.lost_samples == gaps[0].length == statuses[-1]["overruns"] > 0
+    assert dec.crc_errors == dec.malformed == 0
