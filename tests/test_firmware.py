@@ -554,11 +554,12 @@ def test_a_rig_file_the_firmware_cannot_carry_is_a_one_line_error(tmp_path):
         assert r.returncode == 1 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
-def test_the_target_cross_compiles_and_fits_the_stm32f411(tmp_path):
+@pytest.mark.parametrize("link", ["uart", "usb"])
+def test_the_target_cross_compiles_and_fits_the_stm32f411(tmp_path, link):
     missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objcopy") if shutil.which(t) is None]
     assert not missing, (f"{', '.join(missing)} missing: the target build needs Debian's gcc-arm-none-eabi and "
                          "libnewlib-arm-none-eabi (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
-    r = subprocess.run(["make", "-s", "-C", str(FW), f"BUILD={tmp_path}", "size"], capture_output=True, text=True,
+    r = subprocess.run(["make", "-s", "-C", str(FW), f"BUILD={tmp_path}", f"LINK={link}", "size"], capture_output=True, text=True,
                        timeout=300, env={**os.environ, "LC_ALL": "C"})
     assert r.returncode == 0, r.stderr
     m = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+\S+\.elf", r.stdout, re.M)

@@ -9,8 +9,10 @@ int main(void);
 
 void Reset_Handler(void);
 void Default_Handler(void);
-void EXTI1_IRQHandler(void);
-void USART1_IRQHandler(void);
+/* The drivers define the interrupts they use; the others run Default_Handler. */
+void EXTI1_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
+void USART1_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
+void OTG_FS_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
 
 void Default_Handler(void)
 {
@@ -46,5 +48,6 @@ __attribute__((section(".isr_vector"), used)) static const handler vector_table[
     [2 ... VECTORS - 1] = Default_Handler,
     [16 + IRQ_EXTI1] = EXTI1_IRQHandler,
     [16 + IRQ_USART1] = USART1_IRQHandler,
+    [16 + 67] = OTG_FS_IRQHandler,
 };
 #pragma GCC diagnostic pop
