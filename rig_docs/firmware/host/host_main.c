@@ -229,7 +229,11 @@ int main(int argc, char **argv)
         synthetic_adc_run(&synth);
         fw_device_poll(&dev);
         struct pollfd pfd = {master, POLLIN, 0};
-        poll(&pfd, 1, 1);
+        if (dev.tx_off < dev.tx_len) {
+            poll(NULL, 0, 1); /* the pty is full: wait, whatever input is pending */
+        } else {
+            poll(&pfd, 1, 1); /* wake for a command, or after 1 ms for the next conversions */
+        }
     }
     close(slave);
     close(master);
