@@ -421,8 +421,8 @@ void link_init(fw_link *link)
     gpio_af(GPIOA_BASE, 11, 10);
     gpio_af(GPIOA_BASE, 12, 10);
     GUSBCFG = (GUSBCFG & ~(15u << 10)) | (6u << 10) | (1u << 30) | (1u << 6); /* TRDT 6 (AHB >= 32 MHz), device mode */
-    for (volatile uint32_t i = 0; i < 2500000u; i++) {
-        /* about 25 ms until the forced device mode is in effect */
+    for (volatile uint32_t i = 0; i < 600000u; i++) {
+        /* >= 25 ms (RM0383: after forcing device mode), well inside the 250 ms watchdog */
     }
     while (!(GRSTCTL & (1u << 31))) {
     }
