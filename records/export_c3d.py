@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 
 from steplab.records._export_events import rep_events
-from steplab.records._export_io import ExportError, dense_counts, gaps, plate_forces, save_atomically, \
-    trial_calibration
+from steplab.records._export_io import ExportError, dense_counts, gaps, plate_forces, save_atomically, trial_calibration
 from steplab.records.export_model import ExportSubject, ExportTrial
 
 __all__ = ["ExportError", "write_trial_c3d", "plate_corners_mm", "point_frame_ratio"]

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.records._export_io import ExportError, gaps, header_facts, plate_cop, plate_forces, save_atomically, \
-    trial_calibration
+from steplab.records._export_io import ExportError, gaps, header_facts, plate_cop, plate_forces, save_atomically, trial_calibration
 from steplab.records.export_model import ExportSubject, ExportTrial
 
 __all__ = ["ExportError", "write_trial_csv", "csv_columns"]
@@ -32,7 +31,7 @@ __all__ = ["ExportError", "write_trial_csv", "csv_columns"]
 def csv_columns(et: ExportTrial) -> list[str]:
     """The column names of a trial's CSV, in order."""
     rig = et.trial.rig
-    cells = sorted(((c.channel, c.name) for p in rig.plates for c in p.cells))
+    cells = sorted((c.channel, c.name) for p in rig.plates for c in p.cells)
     named = {ch: name for ch, name in cells}
     cols = ["time_s", "sample_index"] + [f"{named.get(ch, f'ch{ch}')}_counts" for ch in range(rig.channels)]
     cal, _ = trial_calibration(et.trial)

@@ -20,7 +20,7 @@ from steplab.acquisition.sim_subject import Subject
 from steplab.acquisition.trial_file import Trial, read_trial, write_trial
 from steplab.cmd_analyze import analyze_file
 from steplab.dsp import CalibrationArrays, nominal_calibration
-from steplab.records.export_model import ExportPatientHistory, ExportSubject, ExportTrial, ExportVisit
+from steplab.records.export_model import ExportSubject, ExportTrial
 
 RATE_HZ = 1000.0
 NAME = "Johanna Quendelmeyer"
