@@ -203,6 +203,18 @@ def export_meta(trial: Trial, subject: ExportSubject) -> dict[str, Any]:
     return _strip(trial.meta, drop_times=True)
 
 
+def export_analysis(analysis: dict[str, Any], subject: ExportSubject) -> dict[str, Any]:
+    """An analysis JSON as an export may show it: pseudonymised, its provenance loses the source
+    file name (which may carry a name or a machine path), device serials and wall-clock times."""
+    if subject.identified:
+        return copy.deepcopy(analysis)
+    out = _strip(analysis, drop_times=True)
+    prov = out.get("provenance")
+    if isinstance(prov, dict):
+        prov.pop("source_file", None)
+    return out
+
+
 def export_rig_dict(trial: Trial, subject: ExportSubject) -> dict[str, Any]:
     """The rig description as an export may show it (serials removed unless identified)."""
     d = trial.rig.to_dict()
