@@ -119,10 +119,29 @@ def _header(history: ExportPatientHistory, visit: ExportVisit) -> list[Any]:
     return out
 
 
+def _whole_body_table(summary: dict[str, Any], protocol: str) -> list[Any]:
+    wb = summary.get("protocols", {}).get(protocol, {}).get("whole_body") or {}
+    if not wb:
+        return []
+    data: list[list[Any]] = [[Paragraph(f"<b>{h}</b>", CELL) for h in ("Weight-bearing", "Unit", "Mean ± SD (n)",
+                                                                       "Right share")]]
+    for m in wb.values():
+        right = 100.0 - float(m["mean"])
+        data.append([m["label"], m["unit"], _limb_cell(m), f"{right:.1f}"])
+    t = Table(data, colWidths=[45 * mm, 15 * mm, 40 * mm, 25 * mm], hAlign="LEFT")
+    t.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
+                           ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#bbbbbb")),
+                           ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6ecf3")),
+                           ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+    return [t, Spacer(1, 2), Paragraph("Share of the body weight on the left floor plate, mean over each rep "
+                                       "(50 % = even weight bearing).", SMALL)]
+
+
 def _symmetry_table(summary: dict[str, Any], protocol: str, involved: str | None) -> list[Any]:
     rows = summary_rows(summary, protocol)
     if not rows:
-        return [Paragraph("No accepted reps with limb metrics at this visit.", BODY)]
+        wb = _whole_body_table(summary, protocol)
+        return wb or [Paragraph("No accepted reps with limb metrics at this visit.", BODY)]
     left_h = "Left" + (" (involved)" if involved == "left" else "")
     right_h = "Right" + (" (involved)" if involved == "right" else "")
     head = ["Metric", "Unit", left_h, right_h, "LSI %", "SI %", "Angle %", "Worse", "Flags"]
@@ -152,7 +171,7 @@ def _symmetry_table(summary: dict[str, Any], protocol: str, involved: str | None
                    f"limb); shaded rows are outside {lo:g}-{hi:g} %. SI = (R − L) / mean(R, L) × 100 (Robinson); "
                    "Angle = symmetry angle (Zifchock), 0 = symmetric. Worse = the limb on the worse side by the "
                    "metric's better direction. Landing metrics belong to the lead limb, lowering metrics to the trail limb.")
-    return [t, Spacer(1, 2), Paragraph(legend_text, SMALL)]
+    return [t, Spacer(1, 2), Paragraph(legend_text, SMALL)] + _whole_body_table(summary, protocol)
 
 
 def _trace_data(et: ExportTrial) -> tuple[np.ndarray, dict[str, np.ndarray], float, str]:

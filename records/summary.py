@@ -53,7 +53,14 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "cop_ml_range_mm": ("COP ML range", "mm"),
     "cop_ap_range_mm": ("COP AP range", "mm"),
     "cop_ellipse95_mm2": ("COP 95 % ellipse", "mm²"),
+    "left_share_pct": ("Left share of weight", "%"),
+    "left_share_descent_pct": ("Left share, descent", "%"),
+    "left_share_ascent_pct": ("Left share, ascent", "%"),
+    "integration_drift_m_s": ("Integration drift", "m/s"),
 }
+
+#: Per-rep metrics that belong to no limb but are reported per visit (weight-bearing share of a squat).
+WHOLE_BODY_METRICS = ("left_share_pct", "left_share_descent_pct", "left_share_ascent_pct")
 
 
 def metric_label(name: str) -> str:
@@ -114,6 +121,20 @@ def _protocol_symmetry(visit: ExportVisit, involved: str | None, lsi_low_pct: fl
             for protocol, reps in visit_reps(visit).items()}
 
 
+def _whole_body(reps: list[SimpleNamespace]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in WHOLE_BODY_METRICS:
+        vals = [float(r.metrics[name]) for r in reps if r.metrics.get(name) is not None
+                and math.isfinite(float(r.metrics[name])) and "saturated" not in r.flags]
+        if not vals:
+            continue
+        n = len(vals)
+        mean = sum(vals) / n
+        sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
+        out[name] = {"n": n, "mean": mean, "sd": sd, "label": metric_label(name), "unit": metric_unit(name)}
+    return out
+
+
 def _pain(visit: ExportVisit) -> dict[str, Any]:
     during = [float(t.pain_during) for t in visit.trials if t.pain_during is not None]
     return {"before": visit.pain_before, "after": visit.pain_after, "next_morning": visit.pain_next_morning,
@@ -127,13 +148,15 @@ def visit_summary(visit: ExportVisit, involved: str | None, *, lsi_low_pct: floa
 
     Returns ``{"visit_id", "body_mass_kg", "involved", "lsi_band_pct": [lo, hi], "pain": {...},
     "protocols": {protocol: {"trials", "trials_rejected", "reps", "reps_rejected",
-    "quality_score_mean", "metrics": {metric: {"left": {n, mean, sd, cv_pct, typical_error,
+    "quality_score_mean", "whole_body": {metric: {n, mean, sd, label, unit}} (weight-bearing share),
+    "metrics": {metric: {"left": {n, mean, sd, cv_pct, typical_error,
     mdc95, values}, "right": {...}, "lsi_pct", "symmetry_index_pct", "symmetry_angle_pct",
     "better", "worse_limb", "involved", "flags", "label", "unit"}}}}}``.
     """
     if involved not in (None, "left", "right"):
         raise ValueError(f"involved must be left, right or None, got {involved!r}")
     sym = _protocol_symmetry(visit, involved, lsi_low_pct, lsi_high_pct)
+    reps_by_protocol = visit_reps(visit)
     protocols: dict[str, Any] = {}
     for et in visit.trials:
         p = protocols.setdefault(et.protocol, {"trials": 0, "trials_rejected": 0, "reps": 0, "reps_rejected": 0,
@@ -153,6 +176,7 @@ def visit_summary(visit: ExportVisit, involved: str | None, *, lsi_low_pct: floa
         scores = p.pop("quality_scores")
         p["quality_score_mean"] = sum(scores) / len(scores) if scores else None
         p["metrics"] = {name: _symmetry_dict(ms) for name, ms in sorted(sym.get(protocol, {}).items())}
+        p["whole_body"] = _whole_body(reps_by_protocol.get(protocol, []))
     return _clean({"visit_id": visit.visit_id, "body_mass_kg": visit.body_mass_kg, "involved": involved,
                    "lsi_band_pct": [lsi_low_pct, lsi_high_pct], "pain": _pain(visit), "protocols": protocols})
 

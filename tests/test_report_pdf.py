@@ -128,3 +128,14 @@ def test_a_report_never_replaces_a_file(reports):
     with pytest.raises(ValueError, match="not in patient"):
         write_visit_report(d / "other.pdf", h, "no-such-visit")
     assert not (d / "other.pdf").exists()
+
+
+def test_every_protocol_gets_its_section(tmp_path):
+    trials = [make_export_trial(tmp_path / f"{p}.npz", f"T{i}", protocol=p, seed=7, gap=None)
+              for i, p in enumerate(("forward-step-down", "drop-landing", "squat", "balance"))]
+    h = ExportPatientHistory(subjects()[0], [ExportVisit("v1", trials, day_offset=0, body_mass_kg=70.0)])
+    text = _text(write_visit_report(tmp_path / "all.pdf", h, "v1"))
+    for s in ("Forward step-down: limb symmetry", "Tap force", "Drop landing: limb symmetry", "Landing peak force",
+              "Bilateral squat: limb symmetry", "Left share of weight", "Single-limb balance: limb symmetry",
+              "COP 95 % ellipse", "First visit of this protocol"):
+        assert s in text, s

@@ -143,3 +143,14 @@ def test_a_visit_without_accepted_reps_has_no_metrics():
     s = visit_summary(v, "left")
     assert s["protocols"]["step-down"]["metrics"] == {} and s["protocols"]["step-down"]["reps"] == 0
     json.dumps(s, allow_nan=False)
+
+
+def test_squat_weight_bearing_share_is_reported_per_visit():
+    reps = [{"lead": None, "t_onset_s": 1.0, "t_contact_s": None, "flags": [], "metrics": {"left_share_pct": v}}
+            for v in (48.0, 51.0, 50.5)]
+    t = ExportTrial(trial_id="S", protocol="squat", trial=_tiny_trial(), analysis={"protocol": "squat", "reps": reps})
+    s = visit_summary(ExportVisit("v", [t]), None)["protocols"]["squat"]
+    assert s["metrics"] == {}
+    wb = s["whole_body"]["left_share_pct"]
+    assert wb["n"] == 3 and wb["mean"] == pytest.approx(np.mean([48.0, 51.0, 50.5]))
+    assert wb["sd"] == pytest.approx(np.std([48.0, 51.0, 50.5], ddof=1))
