@@ -86,7 +86,7 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
         raise ExportError(f"{target} already exists; choose another name (exports never replace a file)")
     if not folder.is_dir():
         raise ExportError(f"cannot write {target}: folder {folder} does not exist")
-    names = {}
+    names: dict[str, str] = {}
     for et in visit.trials:
         base = _safe_name(et.trial_id)
         while base in names.values():
@@ -121,12 +121,16 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
                 write_visit_report(work / "report.pdf", history, visit_id)
                 members.append(("report.pdf", "report", None))
                 bar.update()
-            manifest = {
+            visit_info: dict[str, Any] = {"id": visit.visit_id, "label": visit.date_label(subj),
+                                          "body_mass_kg": visit.body_mass_kg, "battery": visit.battery,
+                                          "pain_before": visit.pain_before, "pain_after": visit.pain_after,
+                                          "pain_next_morning": visit.pain_next_morning}
+            if subj.identified:
+                visit_info["date"] = visit.date.isoformat() if visit.date else None
+            manifest: dict[str, Any] = {
                 "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "software_version": __version__,
                 "patient": subj.code, "identified": subj.identified, "involved": subj.involved,
-                "visit": {"id": visit.visit_id, "label": visit.date_label(subj), "body_mass_kg": visit.body_mass_kg,
-                          "battery": visit.battery, "pain_before": visit.pain_before, "pain_after": visit.pain_after,
-                          "pain_next_morning": visit.pain_next_morning},
+                "visit": visit_info,
                 "trials": [{"id": et.trial_id, "protocol": et.protocol, "protocol_version": et.protocol_version,
                             "accepted": et.accepted, "reject_reason": et.reject_reason,
                             "result_version": et.result_version, "analysis_params": et.analysis_params,
@@ -136,7 +140,6 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
             }
             if subj.identified:
                 manifest["patient_name"] = subj.name
-                manifest["visit"]["date"] = visit.date.isoformat() if visit.date else None
             (work / "manifest.json").write_text(json.dumps(manifest, indent=1, allow_nan=False), encoding="utf-8")
             bar.update()
 
