@@ -125,9 +125,17 @@ def gaps(trial: Trial) -> list[dict[str, int]]:
     return [{"at_sample": int(idx[i] + 1), "length": int(d[i] - 1)} for i in where]
 
 
+def raw_trial(et: ExportTrial, path: str | Path) -> Trial:
+    """The trial's raw recording, or ExportError when it was imported without one."""
+    if et.trial is None:
+        raise ExportError(f"cannot write {path}: trial {et.trial_id} has no steplab raw recording (imported from "
+                          "another format)")
+    return et.trial
+
+
 def header_facts(et: ExportTrial, subject: ExportSubject) -> list[tuple[str, Any]]:
     """(key, value) facts every per-trial export carries, pseudonymised unless identified."""
-    t = et.trial
+    t = raw_trial(et, "the export")
     meta = export_meta(t, subject)
     cal, calibrated = trial_calibration(t)
     quality = meta.get("quality") or {}

@@ -101,15 +101,18 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
                   file=sys.stderr, leave=False) as bar:
             for et in visit.trials:
                 base = names[et.trial_id]
-                write_trial_csv(work / "trials" / f"{base}.csv", et, subj)
-                bar.update()
-                write_trial_c3d(work / "trials" / f"{base}.c3d", et, subj, visit.body_mass_kg)
-                bar.update()
+                if et.trial is not None:  # a trial imported from C3D / CSV has no raw recording to export
+                    write_trial_csv(work / "trials" / f"{base}.csv", et, subj)
+                    bar.update()
+                    write_trial_c3d(work / "trials" / f"{base}.c3d", et, subj, visit.body_mass_kg)
+                    bar.update()
+                    members += [(f"trials/{base}.csv", "csv", et.trial_id), (f"trials/{base}.c3d", "c3d", et.trial_id)]
+                else:
+                    bar.update(2)
                 res = work / "trials" / f"{base}.results.json"
                 res.write_text(json.dumps(_results_json(et, history), indent=1, allow_nan=False), encoding="utf-8")
                 bar.update()
-                members += [(f"trials/{base}.csv", "csv", et.trial_id), (f"trials/{base}.c3d", "c3d", et.trial_id),
-                            (f"trials/{base}.results.json", "results", et.trial_id)]
+                members.append((f"trials/{base}.results.json", "results", et.trial_id))
             summary = visit_summary(visit, subj.involved)
             (work / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False), encoding="utf-8")
             bar.update()
@@ -132,7 +135,7 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
                 "patient": subj.code, "identified": subj.identified, "involved": subj.involved,
                 "visit": visit_info,
                 "trials": [{"id": et.trial_id, "protocol": et.protocol, "protocol_version": et.protocol_version,
-                            "accepted": et.accepted, "reject_reason": et.reject_reason,
+                            "accepted": et.accepted, "reject_reason": et.reject_reason, "raw_recording": et.trial is not None,
                             "result_version": et.result_version, "analysis_params": et.analysis_params,
                             "files": [m[0] for m in members if m[2] == et.trial_id]} for et in visit.trials],
                 "files": [{"name": name, "kind": kind, "trial_id": tid, "bytes": (work / name).stat().st_size,

@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 
 from steplab.records._export_events import rep_events
-from steplab.records._export_io import ExportError, dense_counts, gaps, plate_forces, save_atomically, trial_calibration
+from steplab.records._export_io import (
+    ExportError,
+    dense_counts,
+    gaps,
+    plate_forces,
+    raw_trial,
+    save_atomically,
+    trial_calibration,
+)
 from steplab.records.export_model import ExportSubject, ExportTrial
 
 __all__ = ["ExportError", "write_trial_c3d", "plate_corners_mm", "point_frame_ratio"]
@@ -83,7 +91,7 @@ def write_trial_c3d(path: str | Path, trial: ExportTrial, subject: ExportSubject
     """
     import ezc3d
 
-    t = trial.trial
+    t = raw_trial(trial, path)
     if t.n_samples < 2:
         raise ExportError(f"cannot write {path}: trial {trial.trial_id} has fewer than 2 samples")
     cal, calibrated = trial_calibration(t)

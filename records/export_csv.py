@@ -22,7 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.records._export_io import ExportError, gaps, header_facts, plate_cop, plate_forces, save_atomically, trial_calibration
+from steplab.records._export_io import (
+    ExportError,
+    gaps,
+    header_facts,
+    plate_cop,
+    plate_forces,
+    raw_trial,
+    save_atomically,
+    trial_calibration,
+)
 from steplab.records.export_model import ExportSubject, ExportTrial
 
 __all__ = ["ExportError", "write_trial_csv", "csv_columns"]
@@ -30,11 +39,11 @@ __all__ = ["ExportError", "write_trial_csv", "csv_columns"]
 
 def csv_columns(et: ExportTrial) -> list[str]:
     """The column names of a trial's CSV, in order."""
-    rig = et.trial.rig
+    rig = raw_trial(et, "the CSV").rig
     cells = sorted((c.channel, c.name) for p in rig.plates for c in p.cells)
     named = {ch: name for ch, name in cells}
     cols = ["time_s", "sample_index"] + [f"{named.get(ch, f'ch{ch}')}_counts" for ch in range(rig.channels)]
-    cal, _ = trial_calibration(et.trial)
+    cal, _ = trial_calibration(raw_trial(et, "the CSV"))
     for role in cal.plate_roles:
         cols += [f"{role}_fz_n", f"{role}_cop_x_mm", f"{role}_cop_y_mm"]
     return cols
@@ -50,7 +59,7 @@ def write_trial_csv(path: str | Path, trial: ExportTrial, subject: ExportSubject
     Pseudonymised unless ``subject.identified``: the patient code, no name or birth
     date, no wall-clock time, no device or rig serial.
     """
-    t = trial.trial
+    t = raw_trial(trial, path)
     if t.n_samples == 0:
         raise ExportError(f"cannot write {path}: trial {trial.trial_id} has no samples")
     cal, _ = trial_calibration(t)

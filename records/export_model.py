@@ -83,7 +83,8 @@ class ExportTrial:
     """One trial with its chosen analysis.
 
     trial_id: database id (opaque string); protocol / protocol_version: e.g.
-    "step-down", 1; lead: "left" | "right" | None; trial: the raw recording;
+    "step-down", 1; lead: "left" | "right" | None; trial: the raw recording
+    (None for a trial imported from a C3D or CSV file: no CSV/C3D export, no trace);
     analysis: the ``steplab analyze --json`` dict of the chosen result version;
     result_version: that version's number; analysis_params: the parameters the
     analysis ran with; all_results: every stored result version as
@@ -96,7 +97,7 @@ class ExportTrial:
 
     trial_id: str
     protocol: str
-    trial: Trial
+    trial: Trial | None
     analysis: dict[str, Any]
     protocol_version: int | None = None
     lead: str | None = None

@@ -27,7 +27,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from steplab.records._export_events import rep_events
-from steplab.records._export_io import ExportError, dense_counts, plate_forces, save_atomically, trial_calibration
+from steplab.records._export_io import ExportError, dense_counts, plate_forces, raw_trial, save_atomically, trial_calibration
 from steplab.records._export_plot import BOX_COLOUR, LEFT_COLOUR, RIGHT_COLOUR, TOTAL_COLOUR, Plot, decimate, legend
 from steplab.records.export_model import ExportPatientHistory, ExportTrial, ExportVisit
 from steplab.records.summary import METRIC_INFO, metric_label, metric_unit, progress, summary_rows, visit_day, visit_summary
@@ -176,12 +176,13 @@ def _symmetry_table(summary: dict[str, Any], protocol: str, involved: str | None
 
 def _trace_data(et: ExportTrial) -> tuple[np.ndarray, dict[str, np.ndarray], float, str]:
     """(time s, plate role → force, scale used, unit) of a trial, forces in ×BW when BW is known."""
-    cal, _ = trial_calibration(et.trial)
-    counts, _ = dense_counts(et.trial)
+    raw = raw_trial(et, "the report")
+    cal, _ = trial_calibration(raw)
+    counts, _ = dense_counts(raw)
     forces = plate_forces(counts, cal)
     bw = et.analysis.get("body_weight_n")
     scale, unit = (1.0 / float(bw), "×BW") if bw else (1.0, "N")
-    t = np.arange(counts.shape[0]) / float(et.trial.sample_rate_hz)
+    t = np.arange(counts.shape[0]) / float(raw.sample_rate_hz)
     traces = {role: np.asarray(pf.fz_n) * scale for role, pf in forces.items()}
     traces["total"] = sum((v for k, v in traces.items()), np.zeros_like(t))
     return t, traces, scale, unit
@@ -230,7 +231,8 @@ def _traces(et: ExportTrial) -> list[Any]:
         lo = min(e.time_s for e in evs) - 0.5
         hi = max(e.time_s for e in evs) + 0.8
         lo, hi = max(0.0, lo), min(float(t[-1]), hi)
-        i0, i1 = int(lo * et.trial.sample_rate_hz), int(hi * et.trial.sample_rate_hz) + 1
+        rate = float(et.analysis.get("sample_rate_hz") or (et.trial.sample_rate_hz if et.trial else 1000.0))
+        i0, i1 = int(lo * rate), int(hi * rate) + 1
         p = Plot(zoom, 30 + k * (w + 45), 30, w, 110, (lo, hi), (ymin, top),
                  title=f"Rep {rep}: {limb} lead", xlabel="time [s]", ylabel=f"force [{unit}]")
         _draw_traces(p, t, traces, i0, i1, 900)
@@ -362,7 +364,7 @@ def write_visit_report(path: str | Path, history: ExportPatientHistory, visit_id
     for protocol in protocols:
         story.append(Paragraph(f"{PROTOCOL_TITLES.get(protocol, protocol)}: limb symmetry at this visit", H2))
         story += _symmetry_table(summary, protocol, history.subject.involved)
-        shown = next((et for et in visit.trials if et.protocol == protocol and et.accepted), None)
+        shown = next((et for et in visit.trials if et.protocol == protocol and et.accepted and et.trial is not None), None)
         if shown is not None:
             story.append(KeepTogether(_traces(shown)))
     story.append(PageBreak())

@@ -104,3 +104,23 @@ def test_a_progress_bar_can_be_shown(bundles, capsys):
     assert zipfile.ZipFile(out).testzip() is None
     err = capsys.readouterr().err
     assert "export visit v1" in err
+
+
+def test_an_imported_trial_without_a_raw_recording_keeps_its_results(bundles):
+    from steplab.records.export_model import ExportTrial
+
+    d, _, _, h = bundles
+    t1 = h.visits[0].trials[0]
+    imported = ExportTrial(trial_id="imported-c3d", protocol="step-down", trial=None, analysis=t1.analysis)
+    visit = ExportVisit("v9", [imported], day_offset=3)
+    hist = ExportPatientHistory(h.subject, [*h.visits, visit])
+    out = write_visit_bundle(d / "imported.zip", hist, "v9")
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        assert "trials/imported-c3d.results.json" in names and not any(n.endswith((".csv", ".c3d")) for n in names)
+        manifest = json.loads(zf.read("manifest.json"))
+        assert manifest["trials"][0]["raw_recording"] is False
+    with pytest.raises(ExportError, match="no steplab raw recording"):
+        from steplab.records.export_c3d import write_trial_c3d
+
+        write_trial_c3d(d / "imported.c3d", imported, h.subject)
