@@ -24,7 +24,9 @@ Lost samples: the C3D timeline is uniform, so a lost stretch is filled by linear
 interpolation of the raw counts (exactly what the analysis of the trial does) and
 marked 0 in ``Received`` and in ``STEPLAB:GAP_AT`` / ``GAP_LENGTH`` (timeline samples).
 The first frame is the trial's first received sample: event times are those of the
-trial's analysis.
+trial's analysis.  The C3D header counts frames in 16 bits: a trial whose samples do
+not divide into at most 65535 frames is padded at the end with its last sample (fewer
+than one frame, marked 0 in ``Received``, counted in ``STEPLAB:END_PADDING``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from steplab.records._export_io import (
 )
 from steplab.records.export_model import ExportSubject, ExportTrial
 
-__all__ = ["ExportError", "write_trial_c3d", "plate_corners_mm", "point_frame_ratio"]
+__all__ = ["ExportError", "write_trial_c3d", "plate_corners_mm", "point_frame_ratio", "c3d_framing", "MAX_C3D_FRAMES"]
 
 _CH_NAMES = ("Fx", "Fy", "Fz", "Mx", "My", "Mz")
 _CH_UNITS = ("N", "N", "N", "Nmm", "Nmm", "Nmm")
@@ -60,6 +62,9 @@ def plate_corners_mm(centre_mm: tuple[float, float, float], width_mm: float, len
     return np.array([[cx + sx * hw, cy + sy * hl, cz] for sx, sy in quads]).T
 
 
+MAX_C3D_FRAMES = 65535  # the C3D header counts frames in 16 bits (ezc3d reads no further)
+
+
 def point_frame_ratio(n_samples: int, rate_hz: float) -> int:
     """Analog samples per C3D frame: about 100 frames/s when that divides the samples evenly, else 1."""
     for frames_hz in (100.0, 200.0, 50.0, 250.0, 125.0):
@@ -67,6 +72,24 @@ def point_frame_ratio(n_samples: int, rate_hz: float) -> int:
         if abs(r - round(r)) < 1e-9 and round(r) >= 1 and n_samples % int(round(r)) == 0:
             return int(round(r))
     return 1
+
+
+def c3d_framing(n_samples: int, rate_hz: float) -> tuple[int, int]:
+    """(analog samples per frame, samples padded at the end) so that the frames fit the C3D header.
+
+    Even division is preferred (no padding); otherwise the trial is padded with its
+    last sample up to a whole number of ~100 frames/s frames (marked not received).
+    Raises ExportError for a trial too long for a C3D file.
+    """
+    ratio = point_frame_ratio(n_samples, rate_hz)
+    pad = 0
+    if n_samples // ratio > MAX_C3D_FRAMES:
+        ratio = max(1, int(round(rate_hz / 100.0)))
+        pad = (-n_samples) % ratio
+    if (n_samples + pad) // ratio > MAX_C3D_FRAMES:
+        raise ExportError(f"the trial has {n_samples} samples: too long for a C3D file "
+                          f"(at most {MAX_C3D_FRAMES} frames of {ratio} samples)")
+    return ratio, pad
 
 
 def _add(c: Any, group: str, name: str, value: Any, kind: str = "float") -> None:
@@ -96,10 +119,13 @@ def write_trial_c3d(path: str | Path, trial: ExportTrial, subject: ExportSubject
         raise ExportError(f"cannot write {path}: trial {trial.trial_id} has fewer than 2 samples")
     cal, calibrated = trial_calibration(t)
     counts, received = dense_counts(t)
-    forces = plate_forces(counts, cal)
-    n = counts.shape[0]
     rate = float(t.sample_rate_hz)
-    ratio = point_frame_ratio(n, rate)
+    ratio, pad = c3d_framing(counts.shape[0], rate)
+    if pad:
+        counts = np.concatenate((counts, np.repeat(counts[-1:], pad, axis=0)))
+        received = np.concatenate((received, np.zeros(pad, dtype=bool)))
+    n = counts.shape[0]
+    forces = plate_forces(counts, cal)
     roles = list(cal.plate_roles)
 
     analogs = np.zeros((6 * len(roles) + 1, n))
@@ -169,6 +195,7 @@ def write_trial_c3d(path: str | Path, trial: ExportTrial, subject: ExportSubject
     _add(c, "STEPLAB", "PLATE_ROLES", roles, "char")
     _add(c, "STEPLAB", "FIRST_SAMPLE", [int(t.sample_index[0])], "int")
     _add(c, "STEPLAB", "GAP_COUNT", [len(g)], "int")
+    _add(c, "STEPLAB", "END_PADDING", [pad], "int")
     if g:
         _add(c, "STEPLAB", "GAP_AT", [x["at_sample"] for x in g], "int")
         _add(c, "STEPLAB", "GAP_LENGTH", [x["length"] for x in g], "int")

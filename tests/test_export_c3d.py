@@ -17,7 +17,7 @@ import pytest
 from _export_helpers import BIRTH, DEVICE_SERIAL, GAP, NAME, RIG_SERIAL, make_export_trial, subjects
 
 from steplab.dsp import analyze_forces
-from steplab.records.export_c3d import point_frame_ratio, write_trial_c3d
+from steplab.records.export_c3d import MAX_C3D_FRAMES, c3d_framing, point_frame_ratio, write_trial_c3d
 from steplab.records.export_csv import ExportError
 from steplab.records.importers import load_forces, plate_cop_mm
 
@@ -263,3 +263,32 @@ def test_an_existing_file_is_never_replaced(exported, tmp_path):
 def test_frame_ratio_divides_the_samples(n, rate, ratio):
     assert point_frame_ratio(n, rate) == ratio
     assert n % ratio == 0
+
+
+@pytest.mark.parametrize(("n", "rate"), [(70001, 1000.0), (65536, 1000.0), (300007, 4000.0), (20000, 1000.0)])
+def test_long_trials_fit_the_c3d_frame_count(n, rate):
+    ratio, pad = c3d_framing(n, rate)
+    assert (n + pad) % ratio == 0 and (n + pad) // ratio <= MAX_C3D_FRAMES and 0 <= pad < ratio
+    assert pad == 0 or (ratio == round(rate / 100) and n % ratio)
+
+
+def test_a_trial_too_long_for_c3d_is_refused_in_one_line():
+    with pytest.raises(ExportError, match="too long for a C3D file"):
+        c3d_framing(1000 * 3600, 1000.0)
+
+
+def test_a_long_trial_round_trips_every_sample(tmp_path):
+    """70 001 samples at 1 kHz: ezc3d would stop at frame 65 535 if the frames were not grouped."""
+    from _export_helpers import make_export_trial
+
+    et = make_export_trial(tmp_path / "long.npz", "LONG", protocol="step-down", seconds=70.001, seed=11, gap=None)
+    assert et.trial.n_samples == 70001
+    out = write_trial_c3d(tmp_path / "long.c3d", et, subjects()[0])
+    c = ezc3d.c3d(str(out), extract_forceplat_data=True)
+    fz = -np.asarray(c["data"]["platform"][1]["force"])[2]
+    ours = load_forces(tmp_path / "long.npz").plates["floor_left"].fz_n
+    assert fz.size == 70010  # padded to whole 10-sample frames
+    np.testing.assert_allclose(fz[:70001], ours, atol=2e-6 * np.abs(ours).max() + 1e-4)
+    received = np.asarray(c["data"]["analogs"])[0, -1]
+    assert received[:70001].all() and not received[70001:].any()
+    assert int(c["parameters"]["STEPLAB"]["END_PADDING"]["value"][0]) == 9
