@@ -308,6 +308,8 @@ def _progress_section(prog: dict[str, Any], visit: ExportVisit, protocol: str, w
         for i, r in enumerate(rows[1:], start=1):
             if r[-1] in ("real improvement", "real worsening", "real change"):
                 style.append(("FONT", (6, i), (6, i), "Helvetica-Bold", 7.5))
+                tint = {"real improvement": "#2e7d32", "real worsening": "#c62828"}.get(r[-1], "#333333")
+                style.append(("TEXTCOLOR", (6, i), (6, i), colors.HexColor(tint)))
         t.setStyle(TableStyle(style))
         out += [Paragraph("Changes since the previous visit", H2), t]
     else:
