@@ -99,3 +99,18 @@ def test_an_existing_csv_is_never_replaced(exported, tmp_path):
     with pytest.raises(ExportError, match="already exists"):
         write_trial_csv(path, et, subjects()[0])
     assert path.read_bytes() == before
+
+
+def test_an_uncalibrated_trial_says_so_and_uses_the_nominal_gains(exported, tmp_path):
+    from steplab.records.export_model import ExportTrial
+
+    et, _, _ = exported
+    t = et.trial
+    raw = type(t)(counts=t.counts, sample_index=t.sample_index, sample_rate_hz=t.sample_rate_hz, rig=t.rig,
+                  meta={**t.meta, "calibration": None})
+    out = write_trial_csv(tmp_path / "raw.csv", ExportTrial("U", "step-down", raw, et.analysis), subjects()[0])
+    header, _, cols, rows = _read(out)
+    assert header["calibration_id"] == "nominal (uncalibrated)"
+    plate = t.rig.plate("floor_left")
+    fz = sum(t.counts[:, c.channel].astype(float) / c.nominal_counts_per_n for c in plate.cells)
+    np.testing.assert_allclose(_col(cols, rows, "floor_left_fz_n"), fz, atol=6e-5)
