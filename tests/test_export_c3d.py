@@ -292,3 +292,21 @@ def test_a_long_trial_round_trips_every_sample(tmp_path):
     received = np.asarray(c["data"]["analogs"])[0, -1]
     assert received[:70001].all() and not received[70001:].any()
     assert int(c["parameters"]["STEPLAB"]["END_PADDING"]["value"][0]) == 9
+
+
+def test_steplab_analyze_reads_the_exported_c3d_like_the_trial(exported):
+    import json
+    import subprocess
+
+    from conftest import steplab_cmd
+
+    et, c3d, _, _ = exported
+    r = subprocess.run(steplab_cmd("analyze", str(c3d), "--protocol", "step-down", "--json"), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["provenance"]["source_format"] == "c3d"
+    assert [x["lead"] for x in got["reps"]] == [x["lead"] for x in et.analysis["reps"]]
+    for a, b in zip(et.analysis["reps"], got["reps"], strict=True):
+        assert b["t_contact_s"] == pytest.approx(a["t_contact_s"], rel=0.01)
+        assert b["metrics"]["landing_peak_force_bw"] == pytest.approx(a["metrics"]["landing_peak_force_bw"], rel=0.01)
