@@ -4,9 +4,12 @@ Each rep of ``steplab analyze --json`` gives ``t_onset_s`` and ``t_contact_s``; 
 other events follow from its metrics (metrics.md § Step-down, § Drop landing), all
 measured from the contact:
 
-* peak: ``t_contact_s + time_to_peak_s`` (per plate for a drop landing:
-  ``time_to_peak_s_left`` / ``_right``; the per-plate contacts are not reported, so the
-  lead plate's contact is the reference of both: a documented limitation);
+* peak: ``t_contact_s + time_to_peak_s``.  A drop landing reports per-plate
+  ``time_to_peak_s_left`` / ``_right``, each from that plate's own contact, but only
+  the first contact (``t_contact_s``, the lead plate's) is in the JSON: the lead
+  plate's peak is exported, the other plate's is not (its contact time is unknown);
+  a rep flagged ``lead_override_contradicted`` (the named lead touched second) exports
+  no per-plate peak;
 * arrest: ``t_contact_s + landing_phase_duration_s`` (first v >= 0 after contact);
 * stabilisation: ``t_contact_s + time_to_stabilization_s``.
 
@@ -81,10 +84,10 @@ def rep_events(analysis: dict[str, Any], rep_accepted: list[bool] | None = None)
         ttp = _num(m.get("time_to_peak_s"))
         if ttp is not None:
             out.append(RepEvent("peak", contact + ttp, lead, k + 1))
-        for side in ("left", "right"):
-            ttp_side = _num(m.get(f"time_to_peak_s_{side}"))
-            if ttp_side is not None:
-                out.append(RepEvent("peak", contact + ttp_side, side, k + 1))
+        if lead is not None and "lead_override_contradicted" not in (rep.get("flags") or []):
+            ttp_lead = _num(m.get(f"time_to_peak_s_{lead}"))
+            if ttp_lead is not None:
+                out.append(RepEvent("peak", contact + ttp_lead, lead, k + 1))
         arrest = _num(m.get("landing_phase_duration_s"))
         if arrest is not None:
             out.append(RepEvent("arrest", contact + arrest, lead, k + 1))

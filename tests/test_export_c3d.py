@@ -310,3 +310,18 @@ def test_steplab_analyze_reads_the_exported_c3d_like_the_trial(exported):
     for a, b in zip(et.analysis["reps"], got["reps"], strict=True):
         assert b["t_contact_s"] == pytest.approx(a["t_contact_s"], rel=0.01)
         assert b["metrics"]["landing_peak_force_bw"] == pytest.approx(a["metrics"]["landing_peak_force_bw"], rel=0.01)
+
+
+def test_drop_landing_events_export_the_lead_plates_peak_only():
+    from steplab.records._export_events import rep_events
+
+    rep = {"lead": "right", "t_onset_s": 1.0, "t_contact_s": 2.0, "flags": [],
+           "metrics": {"time_to_peak_s_right": 0.05, "time_to_peak_s_left": 0.04, "landing_phase_duration_s": 0.3,
+                       "time_to_stabilization_s": 0.9}}
+    ev = rep_events({"reps": [rep, {**rep, "flags": ["lead_override_contradicted"]}, {**rep, "lead": None}]})
+    first = [(e.kind, e.context, round(e.time_s, 9)) for e in ev if e.rep == 1]
+    assert first == [("onset", "Right", 1.0), ("contact", "Right", 2.0), ("peak", "Right", 2.05),
+                     ("arrest", "Right", 2.3), ("stabilisation", "Right", 2.9)]
+    assert not [e for e in ev if e.rep in (2, 3) and e.kind == "peak"]
+    assert {e.context for e in ev if e.rep == 3} == {"General"}
+    assert rep_events({"reps": [rep]}, rep_accepted=[False]) == []
