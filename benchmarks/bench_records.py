@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def build_clinic(db, *, patients: int, visits_per_patient: int, trials_per_visit
     from sqlalchemy import insert
 
     from steplab.records.analysis import analyse_file
-    from steplab.records.models import Patient, RawRecording, Rep, Result, RigRecord, Trial, Visit, utcnow
+    from steplab.records.models import Patient, RawRecording, RigRecord, utcnow
     from steplab.records.protocols import analysis_params, get_protocol
 
     rng = random.Random(seed)
@@ -86,7 +87,8 @@ def build_clinic(db, *, patients: int, visits_per_patient: int, trials_per_visit
         with Session(bind=conn) as s:
             proto = get_protocol(s, "step-down")
             params = analysis_params(proto).to_dict()
-            rig = variants[0].loaded.trial.rig  # type: ignore[union-attr]
+            first_trial: Any = variants[0].loaded.trial
+            rig = first_trial.rig
             s.add(RigRecord(rig_hash=rig.hash(), serial=rig.serial, name=rig.name, description=rig.to_dict(),
                             created_at=now))
             for a in variants:
@@ -166,9 +168,9 @@ def _flush(conn, visits, trials, results, reps) -> None:
 def measure_database(url: str, *, patients: int, visits_per_patient: int, trials_per_visit: int,
                      repeats: int = 5) -> dict:
     """Build the clinic in the (empty) database at ``url`` and time the reads and the save."""
-    from steplab.records.history import progress_json, visit_summary_json
     from steplab.records.analysis import analyse_file
     from steplab.records.db import open_database
+    from steplab.records.history import progress_json, visit_summary_json
     from steplab.records.query import patient_history, patient_list
     from steplab.records.trials import save_analysed
 
@@ -199,7 +201,7 @@ def measure_database(url: str, *, patients: int, visits_per_patient: int, trials
                 with db.read() as s:
                     visit_summary_json(s, visit_id)
 
-            out = {"size": size, "build_s": round(build_s, 1),
+            out: dict = {"size": size, "build_s": round(build_s, 1),
                    "patient_list_ms": _median_ms(read_list, repeats),
                    "patient_progress_ms": _median_ms(read_progress, repeats),
                    "visit_summary_ms": _median_ms(read_visit, repeats)}

@@ -141,13 +141,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (rolled back at the end)."""
+        """A session for reading (its transaction is ended, never committed, at the end)."""
         with _translated(self.url):
             with sessionmaker(self.engine, expire_on_commit=False)() as s:
-                try:
-                    yield s
-                finally:
-                    s.rollback()
+                yield s  # closing ends the transaction; loaded objects stay readable (detached, not expired)
 
     def write(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)`` in ONE transaction and commit it; a busy database is tried again.

@@ -9,12 +9,15 @@ trial, not a new protocol (``records.trials.reanalyze``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, AnalysisParams
 from steplab.records.models import Protocol
+
+if TYPE_CHECKING:
+    from steplab.dsp.params import AnalysisParams
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ TEMPLATES: dict[str, Template] = {
     "squat": Template("squat", "Bilateral squat", None, ()),
     "balance": Template("balance", "Single-limb balance, eyes open, 30 s", None, ("left", "right")),
 }
-assert set(TEMPLATES) == set(PROTOCOLS)
+#: The protocol names, in the dsp's order (tests check they are the dsp's PROTOCOLS).
+PROTOCOL_NAMES: tuple[str, ...] = tuple(TEMPLATES)
 
 #: The default battery of a visit (protocol names, in order).
 DEFAULT_BATTERY: tuple[str, ...] = ("step-down", "drop-landing", "squat", "balance")
@@ -40,18 +44,22 @@ DEFAULT_BATTERY: tuple[str, ...] = ("step-down", "drop-landing", "squat", "balan
 
 def check_protocol(name: str) -> str:
     if name not in TEMPLATES:
-        raise ValueError(f"unknown protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
+        raise ValueError(f"unknown protocol {name!r}; expected one of {', '.join(PROTOCOL_NAMES)}")
     return name
 
 
 def template_parameters(name: str, params: AnalysisParams | None = None) -> dict:
     """The stored parameter set of a template: its analysis parameters and set-up."""
+    from steplab.dsp.params import AnalysisParams
+
     t = TEMPLATES[check_protocol(name)]
     return {"analysis": (params or AnalysisParams()).to_dict(), "box_height_mm": t.box_height_mm,
             "leads": list(t.leads)}
 
 
 def current_version(name: str) -> str:
+    from steplab.dsp.params import PROTOCOL_VERSIONS
+
     return PROTOCOL_VERSIONS[check_protocol(name)]
 
 
@@ -73,4 +81,6 @@ def get_protocol(session: Session, name: str, version: str | None = None) -> Pro
 
 
 def analysis_params(protocol: Protocol) -> AnalysisParams:
+    from steplab.dsp.params import AnalysisParams
+
     return AnalysisParams(**dict(protocol.parameters.get("analysis") or {}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +101,15 @@ def _add_result(session: Session, trial: Trial, result: AnalysisResult, params: 
     return row
 
 
-def save_analysed(db: Database, visit_id: int, protocol: str, analysed: Analysed, *, lead: str | None = None,
+def save_analysed(db: Database, visit_id: int | Callable[[Session], int], protocol: str, analysed: Analysed, *, lead: str | None = None,
                   pain_during: float | None = None, quality_score: int | None = None,
                   load_options: dict | None = None, allow_new_rig: bool = False,
                   params: AnalysisParams | None = None, recorded_at: dt.datetime | None = None) -> SavedTrial:
-    """Save an analysed recording as a new trial of ``visit_id`` (one transaction)."""
+    """Save an analysed recording as a new trial of ``visit_id`` (one transaction).
+
+    ``visit_id`` may be a function that finds or makes the visit inside that same
+    transaction (today's visit, made only when the trial is saved).
+    """
     check_protocol(protocol)
     rig = _rig_of(analysed)
     prov = analysed.result.provenance or {}
@@ -119,8 +124,9 @@ def save_analysed(db: Database, visit_id: int, protocol: str, analysed: Analysed
             recorded_at = None
 
     def work(s: Session) -> SavedTrial:
-        if s.get(Visit, visit_id) is None:
-            raise TrialError(f"there is no visit {visit_id}")
+        vid = visit_id(s) if callable(visit_id) else visit_id
+        if s.get(Visit, vid) is None:
+            raise TrialError(f"there is no visit {vid}")
         rig_row = None
         if rig is not None:
             rig_row = known_rig(s, rig.hash())
@@ -134,7 +140,7 @@ def save_analysed(db: Database, visit_id: int, protocol: str, analysed: Analysed
         insert_ignore(s, RawRecording, {"sha256": analysed.sha256, "source_format": _source_format(analysed),
                                         "suffix": analysed.suffix, "size_bytes": len(analysed.raw),
                                         "data": analysed.raw}, ("sha256",))
-        trial = Trial(visit_id=visit_id, protocol_id=proto.id, lead=lead or _detected_lead(analysed.result),
+        trial = Trial(visit_id=vid, protocol_id=proto.id, lead=lead or _detected_lead(analysed.result),
                       pain_during=pain_during, quality_score=quality_score, raw_sha256=analysed.sha256,
                       rig_id=rig_row.id if rig_row else None, calibration_id=calibration_id, data_quality=quality,
                       load_options=dict(load_options or {}), accepted=True, recorded_at=recorded_at,
@@ -142,7 +148,7 @@ def save_analysed(db: Database, visit_id: int, protocol: str, analysed: Analysed
         s.add(trial)
         s.flush()
         res = _add_result(s, trial, analysed.result, used, 1, proto.version, None, pause=True)
-        return SavedTrial(trial.id, res.id, visit_id, analysed.sha256, len(analysed.result.reps))
+        return SavedTrial(trial.id, res.id, vid, analysed.sha256, len(analysed.result.reps))
 
     return db.write(work)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from steplab.acquisition.rig import default_rig
 from steplab.benchmarks.bench_records import synthetic_trial
@@ -114,7 +115,7 @@ def test_reject_needs_a_reason_and_keeps_the_trial(db, trial_file):
     with db.read() as s:
         t = s.get(Trial, saved.trial_id)
         assert not t.accepted and t.reject_reason == "patient lost balance"
-    with db.write_engine.connect() as conn, pytest.raises(Exception):  # the schema refuses a reasonless rejection
+    with db.write_engine.connect() as conn, pytest.raises(IntegrityError):  # the schema refuses it
         with conn.begin():
             conn.execute(text("UPDATE trials SET reject_reason = NULL"))
 
@@ -201,7 +202,7 @@ def test_two_processes_saving_at_once_lose_nothing(db, db_url, tmp_path):
     files = [synthetic_trial(tmp_path / f"t{i}.steplab", leads=("left",), seed=20 + i) for i in range(6)]
     procs = [_child([db_url, vid, *files[:3]]), _child([db_url, vid, *files[3:]])]
     results = [p.communicate(timeout=CHILD_TIMEOUT_S) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_out, err) in zip(procs, results):
         # SQLite may answer "database busy" after its retries; it never corrupts or half-saves
         assert p.returncode == 0 or "database busy" in err, err
     c = counts(db)
