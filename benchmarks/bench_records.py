@@ -10,7 +10,7 @@ recordings) to save disk.  Measured, as the median of a few runs:
 * ``patient_progress_ms``: one patient's history with every visit, trial and metric;
 * ``visit_summary_ms``: one visit's data and its summary;
 * ``save_trial_ms``: saving one new 20 s trial with its analysis (the insert
-  transaction; the analysis itself is timed apart as ``analyse_trial_ms``).
+  transaction); ``analyse_and_save_trial_ms`` adds reading and analysing the file.
 
 Goal: each read under 300 ms, the save under 200 ms.
 """
@@ -193,9 +193,9 @@ def measure_database(url: str, *, patients: int, visits_per_patient: int, trials
 
             def read_progress():
                 with db.read() as s:
-                    h = patient_history(s, code, metrics=True)
+                    h = patient_history(s, code, metrics=True)  # what `patient show --json --metrics` prints
                     assert len(h["visits"]) == visits_per_patient
-                    progress_json(s, code)
+                    progress_json(s, code, history=h)
 
             def read_visit():
                 with db.read() as s:
@@ -210,12 +210,17 @@ def measure_database(url: str, *, patients: int, visits_per_patient: int, trials
             analysed = analyse_file(p20, "step-down", body_mass_kg=70.0)
             out["analyse_trial_ms"] = round((time.perf_counter() - t0) * 1000.0, 1)
             out["trial_seconds"] = round(analysed.loaded.duration_s, 1)
-            saves = []
+            saves, whole = [], []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                save_analysed(db, visit_id, "step-down", analysed, allow_new_rig=True)
-                saves.append((time.perf_counter() - t0) * 1000.0)
+                a = analyse_file(p20, "step-down", body_mass_kg=70.0)
+                t1 = time.perf_counter()
+                save_analysed(db, visit_id, "step-down", a, allow_new_rig=True)
+                t2 = time.perf_counter()
+                saves.append((t2 - t1) * 1000.0)
+                whole.append((t2 - t0) * 1000.0)
             out["save_trial_ms"] = round(statistics.median(saves), 2)
+            out["analyse_and_save_trial_ms"] = round(statistics.median(whole), 2)
             out["goals_met"] = bool(max(out["patient_list_ms"], out["patient_progress_ms"],
                                         out["visit_summary_ms"]) < READ_GOAL_MS and out["save_trial_ms"] < SAVE_GOAL_MS)
             return out
@@ -227,9 +232,9 @@ def measure_records(quick: bool) -> dict:
     """The records section of ``steplab bench``: the same clinic in SQLite and in a throwaway PostgreSQL."""
     from steplab.benchmarks.pg_server import PgServer, PgServerError
 
-    shape = dict(patients=20, visits_per_patient=5, trials_per_visit=4) if quick else \
+    shape = dict(patients=10, visits_per_patient=4, trials_per_visit=3) if quick else \
         dict(patients=500, visits_per_patient=10, trials_per_visit=10)
-    repeats = 3 if quick else 5
+    repeats = 2 if quick else 5
     out: dict = {"clinic": shape}
     with tempfile.TemporaryDirectory(prefix="steplab-bench-db-") as tmp:
         out["sqlite"] = measure_database(f"sqlite:///{Path(tmp) / 'clinic.sqlite'}", repeats=repeats, **shape)

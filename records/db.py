@@ -209,6 +209,11 @@ def open_database(url: str | None = None, *, auto_upgrade: bool | None = None, c
     from steplab.records.migrate import head_revision, upgrade
 
     resolved, is_default = resolve_url(url)
+    if is_default:
+        try:
+            data_dir().mkdir(parents=True, exist_ok=True)  # a fresh machine: the data directory is made here
+        except OSError as exc:
+            raise DatabaseError(f"cannot make the data directory {data_dir()}: {exc.strerror or exc}") from None
     engine = make_engine(resolved)
     if auto_upgrade is None:
         auto_upgrade = is_default

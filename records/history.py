@@ -67,13 +67,17 @@ def _analysis_of(td: dict, body_mass_kg) -> dict:
 
 
 def history_from_db(s: Session, code: str, *, identified: bool = False, with_raw: bool = False,
-                    visit_ids: set[str] | None = None) -> ExportPatientHistory:
-    """The patient's ExportPatientHistory (visits in date order; only ``visit_ids`` get raw data)."""
+                    visit_ids: set[str] | None = None, history: dict | None = None) -> ExportPatientHistory:
+    """The patient's ExportPatientHistory (visits in date order; only ``visit_ids`` get raw data).
+
+    ``history``: the patient's ``query.patient_history(…, metrics=True)`` when the caller has it already.
+    """
     from steplab.records.analysis import load_bytes
     from steplab.records.trials import result_json
 
     subject = _subject(s, code, identified)
-    h = patient_history(s, code, identified=False, metrics=True)
+    h = history if history is not None and "rep_results" in _first_trial(history) else \
+        patient_history(s, code, identified=False, metrics=True)
     first: dt.date | None = None
     visits = []
     for vd in h["visits"]:
@@ -115,6 +119,13 @@ def history_from_db(s: Session, code: str, *, identified: bool = False, with_raw
     return ExportPatientHistory(subject=subject, visits=visits)
 
 
+def _first_trial(history: dict) -> dict:
+    for v in history.get("visits", []):
+        for t in v.get("trials", []):
+            return t
+    return {"rep_results": []}
+
+
 def patient_code_of_visit(s: Session, visit_id: int) -> str:
     v = s.get(Visit, visit_id)
     if v is None:
@@ -122,13 +133,13 @@ def patient_code_of_visit(s: Session, visit_id: int) -> str:
     return v.patient.code
 
 
-def progress_json(s: Session, code: str) -> dict | None:
+def progress_json(s: Session, code: str, history: dict | None = None) -> dict | None:
     """``records.summary.progress`` of the patient (None until that module exists)."""
     try:
         from steplab.records import summary
     except ImportError:
         return None
-    return summary.progress(history_from_db(s, code))
+    return summary.progress(history_from_db(s, code, history=history))
 
 
 def visit_summary_json(s: Session, visit_id: int) -> dict | None:

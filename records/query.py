@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from steplab.records.models import Patient, Protocol, Rep, Result, Trial, Visit
 from steplab.records.patients import identity, patient_by_code
@@ -45,7 +45,8 @@ def latest_results(s: Session, trial_ids: list[int]) -> dict[int, Result]:
         return {}
     newest = (select(Result.trial_id, func.max(Result.version).label("v")).where(Result.trial_id.in_(trial_ids))
               .group_by(Result.trial_id).subquery())
-    rows = s.scalars(select(Result).join(newest, (newest.c.trial_id == Result.trial_id) & (newest.c.v == Result.version)))
+    rows = s.scalars(select(Result).join(newest, (newest.c.trial_id == Result.trial_id) & (newest.c.v == Result.version))
+                     .options(defer(Result.provenance), defer(Result.parameters)))  # the big JSON, read when needed
     return {r.trial_id: r for r in rows}
 
 

@@ -53,10 +53,18 @@ def list_users(db: Database) -> list[dict]:
                 for u in s.scalars(select(User).order_by(User.name))]
 
 
-def verify(db: Database, name: str, password: str) -> dict | None:
-    """The user's name and role when the password is right, else None (for the dashboard's login)."""
+def verify(db: Database, name: str, password: str, *, audit: bool = True) -> dict | None:
+    """The user's name and role when the password is right, else None (for the dashboard's login).
+
+    With ``audit`` every attempt is written to the audit log (``login`` / ``login-failed``).
+    """
+    from steplab.records.audit import add_entry
+
     with db.read() as s:
         u = s.scalars(select(User).where(User.name == name, User.active.is_(True))).first()
-        if u is None or not check_password_hash(u.password_hash, password):
-            return None
-        return {"name": u.name, "role": u.role}
+        ok = u is not None and check_password_hash(u.password_hash, password)
+        found = {"name": u.name, "role": u.role} if ok and u is not None else None
+    if audit:
+        db.write(lambda s: add_entry(s, name[:80] if found else "unknown", "login" if found else "login-failed",
+                                     f"user {name[:60]}"))
+    return found

@@ -100,7 +100,7 @@ def run_show(args: argparse.Namespace) -> int:
             with db.read() as s:
                 d = patient_history(s, args.code, identified=args.identified, metrics=args.metrics)
                 try:
-                    d["progress"] = progress_json(s, args.code)
+                    d["progress"] = progress_json(s, args.code, history=d if args.metrics else None)
                 except ValueError as exc:  # a summary that cannot be made must not hide the records
                     d["progress"] = None
                     print(f"steplab patient show: note: no progress summary ({exc})", file=sys.stderr)

@@ -256,3 +256,45 @@ def test_a_database_without_schema_is_named(db_url):
         Path(db_url.removeprefix("sqlite:///")).touch()  # exists, empty
     with pytest.raises(SchemaError, match="no steplab schema"):
         open_database(db_url, auto_upgrade=False)
+
+
+def test_logins_are_audited(db):
+    from steplab.records.audit import entries
+    from steplab.records.users import add_user, verify
+
+    add_user(db, "alice", "clinician", "a long password")
+    assert verify(db, "alice", "a long password") == {"name": "alice", "role": "clinician"}
+    assert verify(db, "alice", "wrong") is None
+    assert verify(db, "nobody", "a long password") is None
+    with db.read() as s:
+        got = [(e.action, e.actor) for e in entries(s) if e.action.startswith("login")]
+    assert got == [("login", "alice"), ("login-failed", "unknown"), ("login-failed", "unknown")]
+
+
+def test_protocol_templates_are_the_dsp_protocols(db):
+    from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS
+    from steplab.records.protocols import PROTOCOL_NAMES, analysis_params, get_protocol
+
+    assert PROTOCOL_NAMES == PROTOCOLS
+
+    def make(s):
+        return [(p.name, p.version, analysis_params(p)) for p in (get_protocol(s, n) for n in PROTOCOLS)]
+
+    rows = db.write(make)
+    assert [(n, v) for n, v, _ in rows] == [(n, PROTOCOL_VERSIONS[n]) for n in PROTOCOLS]
+    assert all(p == AnalysisParams() for _, _, p in rows)
+    assert db.write(make) == rows  # made once
+
+
+def test_the_default_database_is_made_in_a_new_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEPLAB_DATA_DIR", str(tmp_path / "new" / "dir"))
+    monkeypatch.delenv("STEPLAB_DB", raising=False)
+    d = open_database(None)
+    try:
+        assert d.is_sqlite and (tmp_path / "new" / "dir" / "steplab.sqlite").exists()
+        with d.read() as s:
+            assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert s.execute(text("PRAGMA busy_timeout")).scalar() > 0
+    finally:
+        d.dispose()
