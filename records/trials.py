@@ -45,6 +45,8 @@ class SavedTrial:
     visit_id: int
     raw_sha256: str
     reps: int
+    #: earlier trials with the very same raw recording (an import run twice shows here)
+    same_recording_as: tuple[int, ...] = ()
 
 
 def _fault_pause() -> None:
@@ -137,6 +139,7 @@ def save_analysed(db: Database, visit_id: int | Callable[[Session], int], protoc
                 rig_row = register_rig(s, rig)
         proto = get_protocol(s, protocol)
         used = params or analysis_params(proto)
+        earlier = tuple(s.scalars(select(Trial.id).where(Trial.raw_sha256 == analysed.sha256).order_by(Trial.id)))
         insert_ignore(s, RawRecording, {"sha256": analysed.sha256, "source_format": _source_format(analysed),
                                         "suffix": analysed.suffix, "size_bytes": len(analysed.raw),
                                         "data": analysed.raw}, ("sha256",))
@@ -148,7 +151,7 @@ def save_analysed(db: Database, visit_id: int | Callable[[Session], int], protoc
         s.add(trial)
         s.flush()
         res = _add_result(s, trial, analysed.result, used, 1, proto.version, None, pause=True)
-        return SavedTrial(trial.id, res.id, vid, analysed.sha256, len(analysed.result.reps))
+        return SavedTrial(trial.id, res.id, vid, analysed.sha256, len(analysed.result.reps), earlier)
 
     return db.write(work)
 

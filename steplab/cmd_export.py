@@ -37,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="PATH", help="file to write (a new folder for several trials)")
     p.add_argument("--identified", action="store_true",
                    help="include the patient's name, date of birth, real dates and device serials (audited)")
+    p.add_argument("--protocol", default="step-down", metavar="NAME",
+                   help="how to analyse a --trial FILE that is not in the database (default step-down)")
     p.add_argument("--json", action="store_true", help="print {files: [...], identified}")
     add_db_option(p)
     p.set_defaults(func=run)
@@ -66,7 +68,7 @@ def _write_trial(fmt: str, path: Path, et, subject, body_mass_kg) -> Path:
     return write_trial_c3d(path, et, subject, body_mass_kg)
 
 
-def _standalone(path: Path, fmt: str, identified: bool) -> tuple[list, dict]:
+def _standalone(path: Path, fmt: str, identified: bool, protocol: str) -> tuple[list, dict]:
     """A trial file that is not in the database: analysed like ``steplab analyze``, exported on its own."""
     from steplab.records.analysis import analyse_file
     from steplab.records.export_model import ExportSubject, ExportTrial
@@ -75,12 +77,12 @@ def _standalone(path: Path, fmt: str, identified: bool) -> tuple[list, dict]:
     if fmt not in ("csv", "c3d"):
         raise UserError(f"--format {fmt} needs a visit (--visit or --patient); a trial file exports as csv or c3d")
     with records_errors():
-        a = analyse_file(path, "step-down")
+        a = analyse_file(path, protocol)
     if a.loaded.trial is None:
         raise UserError(f"{path} is not a steplab trial file")
     analysis = a.result.to_json_dict()
     subject = ExportSubject.pseudonymised("unassigned")
-    et = ExportTrial(trial_id="file", protocol="step-down", trial=a.loaded.trial,  # type: ignore[arg-type]
+    et = ExportTrial(trial_id="file", protocol=protocol, trial=a.loaded.trial,  # type: ignore[arg-type]
                      analysis=analysis if identified else pseudonymised_analysis(analysis))
     return [et], {"subject": subject, "body_mass_kg": None, "sha256": a.sha256}
 
@@ -88,12 +90,15 @@ def _standalone(path: Path, fmt: str, identified: bool) -> tuple[list, dict]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from steplab.cmd_analyze import PROTOCOL_CHOICES
     from steplab.records.audit import add_entry
     from steplab.records.history import history_from_db, patient_code_of_visit
     from steplab.records.models import RawRecording, Trial
     from steplab.records.patients import patient_by_code
 
     fmt, out = args.format, Path(args.out)
+    if args.protocol not in PROTOCOL_CHOICES:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOL_CHOICES)}, got {args.protocol!r}")
     if out.exists():
         raise UserError(f"{out} already exists; choose another name (exports never replace a file)")
     if not out.parent.is_dir():
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                         found = s.query(Trial.id).filter(Trial.raw_sha256 == sha).order_by(Trial.id).first() \
                             if s.get(RawRecording, sha) is not None else None
                     if found is None:
-                        standalone = _standalone(tpath, fmt, args.identified)
+                        standalone = _standalone(tpath, fmt, args.identified, args.protocol)
                     else:
                         trial_ids = {str(found[0])}
                 else:

@@ -65,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
                 failed.append({"file": path, "error": msg})
                 tqdm.write(f"steplab import: error: {msg}", file=sys.stderr)
                 continue
+            if saved.same_recording_as:
+                tqdm.write(f"steplab import: note: {path} is the same recording as trial "
+                           f"{', '.join(map(str, saved.same_recording_as))}; saved again as trial {saved.trial_id}",
+                           file=sys.stderr)
             imported.append({"file": path, "trial": str(saved.trial_id), "visit": str(saved.visit_id),
-                             "reps": saved.reps, "raw_sha256": saved.raw_sha256})
+                             "reps": saved.reps, "raw_sha256": saved.raw_sha256,
+                             "same_recording_as": [str(t) for t in saved.same_recording_as]})
         bar.close()
     finally:
         db.dispose()

@@ -79,6 +79,7 @@ def test_raw_recording_is_stored_once(db, trial_file):
     a = save_file(db, vid, trial_file, "step-down", allow_new_rig=True)
     b = save_file(db, vid, trial_file, "step-down", lead="right")
     assert a.trial_id != b.trial_id and a.raw_sha256 == b.raw_sha256
+    assert a.same_recording_as == () and b.same_recording_as == (a.trial_id,)
     c = counts(db)
     assert c["trials"] == 2 and c["raw_recordings"] == 1 and c["rigs"] == 1
 
