@@ -268,7 +268,8 @@ def test_server_database_needs_db_upgrade(pg_server):
     assert json.loads(run("patient", "list", "--json", db=db_url).stdout) == []
 
 
-def test_default_database_is_made_in_the_data_dir(data_dir):
+def test_default_database_is_made_in_the_data_dir(data_dir, monkeypatch):
+    monkeypatch.delenv("STEPLAB_DB", raising=False)
     run("patient", "add", "D1", subprocess_=True)
     assert (data_dir / "steplab.sqlite").exists()
     assert json.loads(run("patient", "list", "--json", subprocess_=True).stdout)[0]["code"] == "D1"
@@ -363,3 +364,19 @@ def test_export_report_bundle_and_trial_files(url, patient, tmp_path):
         db.dispose()
     assert [a for a, _ in actions if a.startswith("export")] == ["export"] * 4
     assert actions[-1][1].startswith("file ")
+
+
+def test_visit_summary_uses_the_stored_reps(url, patient, tmp_path):
+    vid = json.loads(run("visit", "add", patient, "--body-mass", "70", "--json", db=url).stdout)["id"]
+    f = synthetic_trial(tmp_path / "sd.steplab", leads=("left", "right", "left", "right"))
+    run("import", f, "--patient", patient, "--visit", vid, "--protocol", "step-down", "--new-rig", db=url)
+    show = json.loads(run("patient", "show", patient, "--json", "--metrics", db=url).stdout)
+    reps = show["visits"][0]["trials"][0]["rep_results"]
+    d = json.loads(run("visit", "summary", vid, "--json", db=url).stdout)
+    peak = d["protocols"]["step-down"]["metrics"]["landing_peak_force_bw"]  # a landing metric: the lead limb's
+    for limb in ("left", "right"):
+        values = [r["metrics"]["landing_peak_force_bw"] for r in reps if r["lead"] == limb]
+        assert len(values) == 2
+        assert peak[limb]["n"] == 2
+        assert peak[limb]["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+        assert peak[limb]["sd"] == pytest.approx(np.std(values, ddof=1), rel=1e-9)
