@@ -299,3 +299,42 @@ def test_the_default_database_is_made_in_a_new_data_dir(tmp_path, monkeypatch):
             assert s.execute(text("PRAGMA busy_timeout")).scalar() > 0
     finally:
         d.dispose()
+
+
+def test_backup_while_another_process_saves_is_consistent(db, db_url, tmp_path, request):
+    """`steplab db backup` during saves: the copy holds whole trials only, and restores."""
+    from steplab.benchmarks.pg_server import find_bin_dir
+    from steplab.cli import main
+
+    add_patient(db, "P1")
+    vid = add_visit(db, "P1")
+    files = [synthetic_trial(tmp_path / f"b{i}.steplab", leads=("left",), seed=40 + i) for i in range(4)]
+    proc = _child([db_url, vid, *files], env={"STEPLAB_FAULT_SAVE_PAUSE_S": "0.3"})
+    backups = []
+    try:
+        for k in range(3):
+            out = tmp_path / f"backup{k}"
+            assert main(["db", "backup", str(out), "--db", db_url]) == 0
+            backups.append(out)
+        _, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(CHILD_TIMEOUT_S)
+    assert proc.returncode == 0, err
+    for k, out in enumerate(backups):
+        if db.is_sqlite:
+            url = f"sqlite:///{out}"
+        else:
+            url = request.getfixturevalue("pg_server").create_database(f"restored_{k}")
+            r = subprocess.run([str(find_bin_dir() / "pg_restore"), "--no-owner", "--dbname",
+                                url.replace("postgresql+psycopg", "postgresql").replace("@/", "@localhost/"), str(out)],
+                               capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            assert r.returncode == 0, r.stderr
+        copy = open_database(url)
+        try:
+            c = counts(copy)
+        finally:
+            copy.dispose()
+        assert c["trials"] == c["results"] == c["reps"] == c["raw_recordings"] <= 4  # whole trials only
+        assert c["visits"] == 1
