@@ -22,6 +22,11 @@ COMMAND_MODULES = (
     "calibrate",
     "export",
     "user",
+    "patient",
+    "visit",
+    "trial",
+    "import",
+    "db",
     "bench",
 )
 

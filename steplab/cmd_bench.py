@@ -12,7 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measure the analysis core, the decoder and the live path",
                        description="Benchmarks: the numba analysis core against the plain NumPy/SciPy reference "
                        "on the same data in the same run, the frame decoder's throughput with CRC checks, the "
-                       "streaming path's block latency, and (without --quick) a 16-channel 4 kHz recording.")
+                       "streaming path's block latency, the records database (a clinic's year in SQLite and PostgreSQL; a small "
+                       "clinic with --quick) and (without --quick) a 16-channel 4 kHz recording.")
     p.add_argument("--quick", action="store_true", help="finish in under 30 s")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--recording-seconds", type=float, default=60.0, metavar="S",
@@ -34,6 +35,9 @@ def collect(quick: bool, recording_seconds: float = 60.0) -> dict:
     from steplab.dsp.streaming import measure_streaming
 
     result["streaming"] = measure_streaming()
+    from steplab.benchmarks.bench_records import measure_records
+
+    result["records"] = measure_records(quick)
     if not quick and recording_seconds > 0:
         from steplab.benchmarks.bench_recording import measure_recording
 
@@ -59,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
         if "streaming" in result:
             s = result["streaming"]
             print(f"streaming: 10 ms block p50 {s.get('p50_ms')} ms, p99 {s.get('p99_ms')} ms")
+        for backend in ("sqlite", "postgresql"):
+            r = result.get("records", {}).get(backend) or {}
+            if "error" in r:
+                print(f"records {backend}: {r['error']}")
+            elif r:
+                print(f"records {backend} ({r['size']['trials']} trials): patient list {r['patient_list_ms']} ms, "
+                      f"progress {r['patient_progress_ms']} ms, visit summary {r['visit_summary_ms']} ms, "
+                      f"save a 20 s trial {r['save_trial_ms']} ms (+ analysis {r['analyse_and_save_trial_ms']} ms)")
         if "recording" in result:
             r = result["recording"]
             print(f"recording 16 ch x 4 kHz for {r['seconds']:g} s: {r['samples']} samples, {r['lost_samples']} lost, "

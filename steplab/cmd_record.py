@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--reconnect-timeout", type=float, default=30.0, metavar="S",
                    help="how long to wait for an unplugged rig to come back (default 30 s)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    from steplab.cmd_ingest_options import add_record_options
+
+    add_record_options(p)  # --patient CODE [--visit ID] --protocol NAME [--lead L] [--db URL]
     p.set_defaults(func=run)
 
 
@@ -61,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out} already exists; refusing to overwrite a recording")
     if not out.parent.exists():
         raise UserError(f"the folder of {out} does not exist")
+    from steplab.cmd_ingest_options import check_record_target, save_recorded
+
+    check_record_target(args)  # a bad --patient/--visit/--protocol is refused before recording
     try:
         rig = load_rig(args.rig) if args.rig else None
         calibration_for = _calibration_lookup(args.calibration)
@@ -91,4 +97,5 @@ def run(args: argparse.Namespace) -> int:
               f"{summary['crc_errors']} CRC errors")
     if summary["lost_samples"]:
         print(f"steplab record: warning: {summary['lost_samples']} samples lost; see quality.gaps in {out}", file=sys.stderr)
+    save_recorded(args, out)  # with --patient: the trial and its analysis into the visit
     return 0

@@ -42,3 +42,21 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return d
 
 
+
+
+# -- records: every storage test runs on SQLite and on a real PostgreSQL server (tests/pg_server.py) --
+@pytest.fixture(scope="session")
+def pg_server():
+    from pg_server import start_session_server
+
+    server = start_session_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty database (no schema yet) on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.sqlite'}"
+    return request.getfixturevalue("pg_server").create_database()

@@ -1,0 +1,152 @@
+"""A patient's history from the database as the export model (``records.export_model``).
+
+Pseudonymised by default: the subject is the code only, visits carry day offsets
+from the first visit instead of dates, provenance loses the original file names.
+Identifying fields are read only with ``identified=True``.  Raw recordings are
+loaded only with ``with_raw=True`` (exports); summaries and progress work from the
+stored results alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from steplab.records.export_model import ExportPatientHistory, ExportSubject, ExportTrial, ExportVisit
+from steplab.records.models import RawRecording, Result, Trial, Visit
+from steplab.records.patients import RecordsError, identity, patient_by_code
+from steplab.records.query import patient_history
+
+#: Provenance keys that may carry identifying text (file names) or device serials.
+PRIVATE_PROVENANCE = ("source_file", "rig_name", "calibration_reference")
+
+
+def _subject(s: Session, code: str, identified: bool) -> ExportSubject:
+    p = patient_by_code(s, code)
+    involved = p.involved if p.involved in ("left", "right") else None
+    if identified:
+        ident = identity(s, p.id)
+        return ExportSubject.identified_as(p.code, ident.name if ident else None,
+                                           ident.birth_date if ident else None, involved, p.birth_year)
+    return ExportSubject.pseudonymised(p.code, involved, p.birth_year)
+
+
+def pseudonymised_analysis(analysis: dict) -> dict:
+    d = dict(analysis)
+    d["provenance"] = {k: v for k, v in (analysis.get("provenance") or {}).items() if k not in PRIVATE_PROVENANCE}
+    return d
+
+
+def _make_trial(td: dict, analysis: dict, identified: bool, raw: Any = None, all_results=None,
+                params: dict | None = None) -> ExportTrial:
+    kw: dict = {}
+    if raw is not None:
+        kw["trial"] = raw.trial
+    else:
+        kw["trial"] = None
+    t = ExportTrial(trial_id=td["id"], protocol=td["protocol"], analysis=analysis if identified else
+                    pseudonymised_analysis(analysis), protocol_version=td.get("protocol_version"), lead=td["lead"],
+                    result_version=int(td.get("result_version") or 1), analysis_params=params or {},
+                    all_results=all_results or [], accepted=td["accepted"], reject_reason=td["reject_reason"],
+                    pain_during=td["pain_during"], quality_score=td["quality_score"], **kw)
+    if raw is not None:
+        try:
+            t.loaded = raw  # type: ignore[attr-defined]  # optional field of the export model (C3D/CSV imports)
+        except AttributeError:
+            pass
+    return t
+
+
+def _analysis_of(td: dict, body_mass_kg) -> dict:
+    return {"protocol": td["protocol"], "sample_rate_hz": None, "body_weight_n": td.get("body_weight_n"),
+            "body_mass_kg": body_mass_kg, "reps": td.get("rep_results", []), "flags": td.get("flags", []),
+            "provenance": {}}
+
+
+def history_from_db(s: Session, code: str, *, identified: bool = False, with_raw: bool = False,
+                    visit_ids: set[str] | None = None, history: dict | None = None) -> ExportPatientHistory:
+    """The patient's ExportPatientHistory (visits in date order; only ``visit_ids`` get raw data).
+
+    ``history``: the patient's ``query.patient_history(…, metrics=True)`` when the caller has it already.
+    """
+    from steplab.records.analysis import load_bytes
+    from steplab.records.trials import result_json
+
+    subject = _subject(s, code, identified)
+    h = history if history is not None and "rep_results" in _first_trial(history) else \
+        patient_history(s, code, identified=False, metrics=True)
+    first: dt.date | None = None
+    visits = []
+    for vd in h["visits"]:
+        date = dt.date.fromisoformat(vd["date"])
+        first = first or date
+        trials = []
+        for td in vd["trials"]:
+            raw = None
+            analysis = _analysis_of(td, vd["body_mass_kg"])
+            all_results: list[dict] = []
+            params: dict = {}
+            if with_raw and (visit_ids is None or vd["id"] in visit_ids):
+                trow = s.get(Trial, int(td["id"]))
+                assert trow is not None
+                rec = s.get(RawRecording, trow.raw_sha256)
+                assert rec is not None
+                opts = trow.load_options or {}
+                try:
+                    raw = load_bytes(rec.data, rec.suffix, rate_hz=opts.get("rate_hz"), plates=opts.get("plates"),
+                                     label=f"trial-{td['id']}")
+                except ValueError as exc:
+                    raise RecordsError(f"trial {td['id']}: its raw recording cannot be read ({exc})") from None
+                results = list(s.scalars(select(Result).where(Result.trial_id == trow.id).order_by(Result.version)))
+                for r in results:
+                    a = result_json(r)
+                    all_results.append({"version": r.version, "analysis": a if identified else
+                                        pseudonymised_analysis(a), "params": r.parameters,
+                                        "software_version": r.software_version, "reason": r.reason,
+                                        "created_at": r.created_at.isoformat(timespec="seconds") if identified else None})
+                if results:
+                    analysis = result_json(results[-1])
+                    params = results[-1].parameters
+            trials.append(_make_trial(td, analysis, identified, raw, all_results, params))
+        battery = ",".join(vd["battery"]) if vd.get("battery") else None
+        visits.append(ExportVisit(visit_id=vd["id"], trials=trials, date=date if identified else None,
+                                  day_offset=(date - first).days, body_mass_kg=vd["body_mass_kg"],
+                                  pain_before=vd["pain_before"], pain_after=vd["pain_after"],
+                                  pain_next_morning=vd["pain_next_morning"], battery=battery))
+    return ExportPatientHistory(subject=subject, visits=visits)
+
+
+def _first_trial(history: dict) -> dict:
+    for v in history.get("visits", []):
+        for t in v.get("trials", []):
+            return t
+    return {"rep_results": []}
+
+
+def patient_code_of_visit(s: Session, visit_id: int) -> str:
+    v = s.get(Visit, visit_id)
+    if v is None:
+        raise RecordsError(f"there is no visit {visit_id}")
+    return v.patient.code
+
+
+def progress_json(s: Session, code: str, history: dict | None = None) -> dict | None:
+    """``records.summary.progress`` of the patient (None until that module exists)."""
+    try:
+        from steplab.records import summary
+    except ImportError:
+        return None
+    return summary.progress(history_from_db(s, code, history=history))
+
+
+def visit_summary_json(s: Session, visit_id: int) -> dict | None:
+    try:
+        from steplab.records import summary
+    except ImportError:
+        return None
+    code = patient_code_of_visit(s, visit_id)
+    h = history_from_db(s, code)
+    return summary.visit_summary(h.visit(str(visit_id)), h.subject.involved)
