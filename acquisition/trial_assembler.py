@@ -9,10 +9,17 @@ the assembler is armed; position = segment base + (device sample index − the
 segment's first device index).  Gaps inside a device boot are exact (from the
 device's sample index).  After a device reset the device index restarts, so the
 length of the pause is estimated from the host clock and marked ``estimated``.
+
+This is the one timeline implementation: the acquisition session feeds it
+live (``on_samples`` hands every placed block to the session's sinks: the live
+ring buffer, the calibration procedure) and ``steplab recover`` feeds it from
+the journal.  ``keep_samples=False`` (an endless live session) places and hands
+on samples without keeping them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +52,11 @@ class _Segment:
 
 @dataclass
 class TrialAssembler:
-    """Collects kept samples up to ``max_samples`` timeline positions (None = no limit)."""
+    """Collects kept samples up to ``max_samples`` timeline positions (None = no limit).
+
+    ``on_samples(positions, counts)`` (optional) is called with every block laid
+    on the timeline: int64 (n,) positions, int32 (n, channels) counts, in order.
+    """
 
     channels: int
     rate_hz: float
@@ -60,6 +71,8 @@ class TrialAssembler:
     resets: int = 0
     first_host_time_ns: int | None = None
     first_device_time_us: int | None = None
+    keep_samples: bool = True
+    on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     def __post_init__(self) -> None:
         self._counts: list[np.ndarray] = []
@@ -69,6 +82,7 @@ class TrialAssembler:
         self.next_position = 0  # one past the last timeline position filled
         self._last_data_host_ns: int | None = None  # arrival of the last data kept (times a reset's pause)
         self.after_reconnect = False  # set by the session when the link came back: the next gap is the unplug
+        self._n_samples = 0
 
     @property
     def done(self) -> bool:
@@ -76,7 +90,7 @@ class TrialAssembler:
 
     @property
     def samples(self) -> int:
-        return int(sum(a.shape[0] for a in self._index))
+        return self._n_samples
 
     @property
     def lost_samples(self) -> int:
@@ -149,8 +163,13 @@ class TrialAssembler:
                 continue
             self._last_data_host_ns = host_time_ns
             self.after_reconnect = False  # data arrived after the reconnect: any unplug gap was listed above
-            self._counts.append(np.ascontiguousarray(block, dtype=np.int32))
-            self._index.append(index)
+            block = np.ascontiguousarray(block, dtype=np.int32)
+            if self.keep_samples:
+                self._counts.append(block)
+                self._index.append(index)
+            self._n_samples += int(index.size)
+            if self.on_samples is not None:
+                self.on_samples(index, block)
             self.frames += int(fr.size)
             self.clipped_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_CLIPPING))
             self.overrun_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_OVERRUN))
