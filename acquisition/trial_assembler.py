@@ -45,6 +45,7 @@ class TimelineGap:
 
 @dataclass
 class _Segment:
+    number: int  # the stream tracker's segment number (a device restart that kept its boot id is a new one)
     boot_id: int
     first_device_sample: int
     base: int  # timeline position of first_device_sample
@@ -109,25 +110,28 @@ class TrialAssembler:
         """Account for one decoded chunk that arrived at ``host_time_ns``."""
         ev = self.tracker.update(chunk)
         self.duplicate_samples += ev.duplicate_samples
-        gaps = {(g.boot_id, g.at_sample): g for g in ev.gaps}
-        for run, keep in zip(chunk.data_runs(), ev.keep_runs):
+        gaps = {(g.segment, g.at_sample): g for g in ev.gaps}
+        for run, keep, seg_numbers in zip(chunk.data_runs(), ev.keep_runs, ev.segment_runs):
             frames, counts = kept_samples(run.frames, run.counts, keep)
             if frames.size == 0:
                 continue
             if counts.shape[1] != self.channels:
                 self.foreign_samples += int(counts.shape[0])
                 continue
-            self._add_run(frames, counts, gaps, host_time_ns)
+            self._add_run(frames, counts, gaps, host_time_ns, seg_numbers[keep])
 
-    def _add_run(self, frames: np.ndarray, counts: np.ndarray, gaps: dict, host_time_ns: int) -> None:
-        boots = frames["boot_id"]
-        starts = np.flatnonzero(np.r_[True, boots[1:] != boots[:-1]])
+    def _add_run(self, frames: np.ndarray, counts: np.ndarray, gaps: dict, host_time_ns: int,
+                 seg_numbers: np.ndarray) -> None:
+        # split on the tracker's segment numbers, not on boot ids: a device that restarted with its old
+        # boot id (sample index or device time ran backwards) is a new segment too
+        starts = np.flatnonzero(np.r_[True, seg_numbers[1:] != seg_numbers[:-1]])
         ends = np.r_[starts[1:], frames.size]
         for a, b in zip(starts, ends):
             fr = frames[a:b]
             boot = int(fr["boot_id"][0])
+            number = int(seg_numbers[a])
             seg = self._segment
-            if seg is None or seg.boot_id != boot:
+            if seg is None or seg.number != number:
                 if seg is None and self.first_host_time_ns is None:
                     self.first_host_time_ns = host_time_ns
                     self.first_device_time_us = int(fr["device_time_us"][0])
@@ -140,9 +144,9 @@ class TrialAssembler:
                     missing = max(0, int(round(pause_s * self.rate_hz)) - in_chunk)
                     base = self.next_position + missing
                     self._add_gap(self.next_position, missing, "reset", estimated=True)
-                seg = self._segment = _Segment(boot, int(fr["first_sample"][0]), base)
+                seg = self._segment = _Segment(number, boot, int(fr["first_sample"][0]), base)
                 self.segments.append({"boot_id": boot, "first_device_sample": seg.first_device_sample, "at_sample": base})
-            for g_key in [k for k in gaps if k[0] == boot]:
+            for g_key in [k for k in gaps if k[0] == number]:
                 g = gaps.pop(g_key)
                 at = seg.base + g.at_sample - seg.first_device_sample
                 if self.max_samples is None or at < self.max_samples:

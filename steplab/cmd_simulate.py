@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 
@@ -23,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds (default: run until killed)")
     p.add_argument("--scenario", default="session", choices=SCENARIOS, help="what the virtual subject does (default: session)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same subject and noise")
+    p.add_argument("--boot-id", type=int, default=None, metavar="N",
+                   help="fixed boot id of this power-up, 1..4294967295 (default: a fresh random one, as a real rig "
+                        "draws at every power-up; for tests of a host facing firmware that repeats its boot id)")
     p.add_argument("--fault-rate", type=float, default=0.0, metavar="P",
                    help="probability per byte of a bit flip, a dropped byte or an inserted byte")
     p.add_argument("--rig", default=None, metavar="FILE",
@@ -59,8 +63,10 @@ def build_sim(args) -> tuple:
         raise UserError(f"--seed {args.seed} must be in 0..{2**32 - 1}")
     if not (0.0 <= args.fault_rate < 0.5):
         raise UserError(f"--fault-rate {args.fault_rate:g} must be in [0, 0.5)")
-    if args.seconds is not None and args.seconds <= 0:
-        raise UserError("--seconds must be positive")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UserError(f"--seconds {args.seconds:g} must be a positive number of seconds")
+    if args.boot_id is not None and not (1 <= args.boot_id < 2**32):
+        raise UserError(f"--boot-id {args.boot_id} must be in 1..{2**32 - 1}")
     if not (20.0 <= args.body_mass <= 300.0):
         raise UserError(f"--body-mass {args.body_mass:g} kg is outside 20..300")
     if not (0.0 <= args.asymmetry <= 0.5):
@@ -76,7 +82,8 @@ def build_sim(args) -> tuple:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     engine = SimDeviceEngine(model, rig, rate_hz=rate, samples_per_frame=args.samples_per_frame,
-                             seed=args.seed, fault_rate=args.fault_rate, time_scale=args.time_scale)
+                             seed=args.seed, fault_rate=args.fault_rate, time_scale=args.time_scale,
+                             boot_id=getattr(args, "boot_id", None))
     return rig, model, engine
 
 
@@ -88,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
             check_link_path(args.link)  # before anything starts: never replace a file that is not our symlink
         except LinkError as exc:
             raise UserError(str(exc)) from None
-    if not args.unplug_for > 0:
-        raise UserError(f"--unplug-for {args.unplug_for:g} must be positive")
+    if not (math.isfinite(args.unplug_for) and args.unplug_for > 0):
+        raise UserError(f"--unplug-for {args.unplug_for:g} must be a positive number of seconds")
     for name, value in (("--unplug-after", args.unplug_after), ("--reset-after", args.reset_after)):
-        if value is not None and value < 0:
-            raise UserError(f"{name} {value:g} must not be negative")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"{name} {value:g} must be a number of seconds, not negative")
     rig, _, engine = build_sim(args)
     from steplab.acquisition.sim_device import warm_up
 
