@@ -105,7 +105,7 @@ class SessionTimeline:
         self._held: list[tuple[DecodedChunk, int]] = []
         self.identity_unverified = 0
         self.foreign_device: dict | None = None
-        self.foreign_channels: tuple[int, int] | None = None  # (channels, host ns) of the last foreign frames
+        self.foreign_channels: tuple[int, float] | None = None  # (channels, monotonic s) of the last foreign frames
         self.foreign_samples_unarmed = 0
         self.problem: str | None = None
 
@@ -167,7 +167,7 @@ class SessionTimeline:
             self._add_data(chunk, t)
 
     def _note_foreign(self, channels: int, host_time_ns: int) -> None:
-        self.foreign_channels = (int(channels), int(host_time_ns))
+        self.foreign_channels = (int(channels), time.monotonic())  # when it was seen here (for the status line)
 
     def add(self, chunk: DecodedChunk, host_time_ns: int) -> None:
         """Account for one decoded chunk that arrived at ``host_time_ns`` (host clock, ns)."""
@@ -606,7 +606,7 @@ class AcquisitionSession:
             return tl.problem
         foreign = tl.foreign_channels
         rig = tl.rig or self.rig_given
-        if foreign is not None and rig is not None and time.time_ns() - foreign[1] < FOREIGN_STATUS_S * 1e9:
+        if foreign is not None and rig is not None and time.monotonic() - foreign[1] < FOREIGN_STATUS_S:
             return f"device streams {foreign[0]} channels, the rig has {rig.channels}"
         if tl.awaiting_identity_since_ns is not None:
             return "reconnected: checking the device's identity"

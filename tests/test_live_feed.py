@@ -1,4 +1,4 @@
-"""The live source behind the dashboard: the device's rate, gaps as NaN, duplicates, resets, status."""
+"""The live feed behind the dashboard: the session's timeline, gaps as NaN, duplicates, resets, status, filtered forces."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import tty
 import numpy as np
 import pytest
 from conftest import wait_for
+from scipy import signal
 
 from steplab.acquisition import protocol
 from steplab.acquisition.device import DeviceError, SerialStepBox, SimulatedStepBox
@@ -18,8 +19,10 @@ from steplab.acquisition.rig import default_rig, split_box_rig
 from steplab.acquisition.sim_device import SimDeviceEngine, run_pty_server
 from steplab.acquisition.sim_rig import SimulatedRigModel
 from steplab.acquisition.sim_subject import Subject
-from steplab.dashboard.live_source import LiveAcquisition
-from steplab.dsp import calibrated_forces, nominal_calibration
+from steplab.calibration.apply import calibrated_forces
+from steplab.calibration.arrays import nominal_calibration
+from steplab.dashboard.live_feed import LiveFeed
+from steplab.dsp.params import AnalysisParams
 
 BOOT = 0x1234ABCD
 RNG = np.random.default_rng(42)
@@ -66,46 +69,68 @@ def _independent_fz(counts: np.ndarray, rig) -> dict[str, np.ndarray]:
     return {name: f.fz_n for name, f in forces.items()}
 
 
+def _filtered(fz: np.ndarray, rate_hz: float) -> np.ndarray:
+    """The causal display filter, computed independently with scipy (starting at rest at the first value)."""
+    p = AnalysisParams()
+    sos = signal.butter(p.filter_order // 2, p.force_cutoff_hz / (0.5 * rate_hz), output="sos")
+    return signal.sosfilt(sos, fz, zi=signal.sosfilt_zi(sos) * fz[0])[0]
+
+
+def _feed(rig, **kw) -> LiveFeed:
+    return LiveFeed(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False, **kw)
+
+
+def ingest(live: LiveFeed, chunk, host_time_ns: int) -> None:
+    """What the session's consumer thread and the analysis thread do with one chunk."""
+    live.session.timeline.add(chunk, host_time_ns)
+    live.process_available()
+
+
 # -- timeline from decoded chunks ---------------------------------------------------------------------
 
 def test_lost_samples_are_nan_at_their_positions_duplicates_dropped_every_run_used():
     rig = default_rig()
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    live = _feed(rig, display_hz=1000.0)
     fr = Frames()
     dec = FrameDecoder()
-    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 100)), 0)
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 100)), 0)
     assert live.armed and live.rate_hz == 1000.0
     fr.run(100, 30)  # frames 100..129 are lost on the link
-    live.ingest(dec.feed(fr.run(130, 70)), 1)
-    live.ingest(dec.feed(fr.data(50, 10)), 2)  # a replay of a frame already shown
+    ingest(live, dec.feed(fr.run(130, 70)), 1)
+    ingest(live, dec.feed(fr.data(50, 10)), 2)  # a replay of a frame already shown
     # one read holding a frame of another channel count, then this rig's frames: both runs are looked at
     chunk = dec.feed(fr.data(200, 10, channels=16, boot_id=BOOT) + fr.run(210, 50))
     assert len(chunk.data_runs()) == 2 and chunk.frames["channels"][0] == 16
-    live.ingest(chunk, 3)
-    snap = live.snapshot(decimate_to_hz=1000.0)  # every sample
+    ingest(live, chunk, 3)
+    snap = live.snapshot()  # every sample
     assert snap.rate_hz == 1000.0
     np.testing.assert_allclose(snap.time_s, np.arange(260) / 1000.0)
     received = np.array(sorted(fr.sent))
     received = received[(received < 100) | (received >= 130)]
     assert snap.samples == received.size == 220
     assert snap.lost_samples == 30 and snap.duplicate_samples == 10
-    expected = _independent_fz(np.array([fr.sent[i] for i in received]), rig)
+    # the display filter runs on the timeline with lost samples held at the last received value
+    held, last = [], None
+    for pos in range(260):
+        last = fr.sent[pos] if pos in set(received.tolist()) else last
+        held.append(last)
+    expected = _independent_fz(np.array(held), rig)
     for name in ("box", "floor_left", "floor_right"):
         fz = snap.fz_n[name]
         np.testing.assert_array_equal(np.flatnonzero(np.isnan(fz)), np.r_[100:130, 200:210])  # lost, then foreign
-        np.testing.assert_allclose(fz[received], expected[name], rtol=1e-12, atol=1e-9)
-    assert live.foreign_samples == 10
+        np.testing.assert_allclose(fz[received], _filtered(expected[name], 1000.0)[received], rtol=1e-9, atol=1e-6)
+    assert live.session.timeline.foreign_samples == 10
     assert snap.status == "device streams 16 channels, the rig has 12"
 
 
 def test_decimated_view_shows_even_a_short_gap():
     rig = default_rig()
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    live = _feed(rig, display_hz=100.0)
     fr = Frames()
     dec = FrameDecoder()
-    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 500) + fr.run(510, 490)), 0)  # 10 samples lost at 500
-    snap = live.snapshot(decimate_to_hz=100.0)
-    np.testing.assert_allclose(snap.time_s, np.arange(0, 1000, 10) / 1000.0)
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 500) + fr.run(510, 490)), 0)  # 10 samples lost at 500
+    snap = live.snapshot()
+    np.testing.assert_allclose(snap.time_s, np.arange(9, 1000, 10) / 1000.0)  # each point: the end of its block
     nan_at = np.flatnonzero(np.isnan(snap.fz_n["box"]))
     np.testing.assert_array_equal(nan_at, [50])  # the block 500..509 is the gap
     assert snap.lost_samples == 10
@@ -113,13 +138,13 @@ def test_decimated_view_shows_even_a_short_gap():
 
 def test_a_device_reset_continues_the_timeline_after_the_pause():
     rig = default_rig()
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False)
+    live = _feed(rig, display_hz=1000.0)
     fr = Frames()
     dec = FrameDecoder()
-    live.ingest(dec.feed(fr.info_reply() + fr.run(0, 100)), 1_000_000_000)
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 100)), 1_000_000_000)
     other = Frames(boot_id=0x0BADF00D)
-    live.ingest(dec.feed(other.run(0, 50)), 1_200_000_000)  # rebooted: 0.2 s later, index from 0
-    snap = live.snapshot(decimate_to_hz=1000.0)
+    ingest(live, dec.feed(other.run(0, 50)), 1_200_000_000)  # rebooted: 0.2 s later, index from 0
+    snap = live.snapshot()
     assert snap.device_resets == 1 and snap.samples == 150
     fz = snap.fz_n["box"]
     # 0.2 s of host time = 200 positions, the last 50 of them the new boot's samples
@@ -129,32 +154,32 @@ def test_a_device_reset_continues_the_timeline_after_the_pause():
 
 def test_a_device_that_never_answers_info_is_shown_at_the_rig_rate_after_the_timeout():
     rig = default_rig()
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), rig, auto_tare=False, info_timeout_s=0.5)
+    live = _feed(rig, info_timeout_s=0.5)
     fr = Frames()
     dec = FrameDecoder()
-    live.ingest(dec.feed(fr.run(0, 100)), 0)
+    ingest(live, dec.feed(fr.run(0, 100)), 0)
     assert not live.armed and live.snapshot().status == "waiting for the device to describe itself"
-    live.ingest(dec.feed(fr.run(100, 100)), 600_000_000)
+    ingest(live, dec.feed(fr.run(100, 100)), 600_000_000)
     assert live.armed and live.rate_hz == rig.sample_rate_hz and live.samples == 100
 
 
 def test_info_with_another_channel_count_is_a_clear_status_not_an_empty_screen():
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig(), auto_tare=False)
+    live = _feed(default_rig())
     fr = Frames()
-    live.ingest(FrameDecoder().feed(fr.info_reply(channels=16, rig=split_box_rig()) + fr.run(0, 50, channels=16)), 0)
+    ingest(live, FrameDecoder().feed(fr.info_reply(channels=16, rig=split_box_rig()) + fr.run(0, 50, channels=16)), 0)
     snap = live.snapshot()
     assert not live.armed and snap.samples == 0
     assert snap.status == "device streams 16 channels, the rig has 12"
 
 
 def test_ingest_validates_its_argument():
-    live = LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig())
+    live = LiveFeed(SerialStepBox("/dev/null-not-opened"), default_rig())
     with pytest.raises(ValueError):
-        live.ingest(b"\x00", 0)
+        ingest(live, b"\x00", 0)
     with pytest.raises(ValueError):
-        LiveAcquisition(SerialStepBox("/dev/null-not-opened"), default_rig(), window_s=0)
+        LiveFeed(SerialStepBox("/dev/null-not-opened"), default_rig(), window_s=0)
     with pytest.raises(ValueError):
-        live.snapshot(decimate_to_hz=0)
+        LiveFeed(SerialStepBox("/dev/null-not-opened"), default_rig(), display_hz=0)
 
 
 # -- a pty device: the rate it reports, disconnects -----------------------------------------------------
@@ -208,7 +233,7 @@ class PtyRig:
 def test_the_time_axis_follows_the_rate_the_device_reports_not_the_rig_file():
     fr = Frames(rate_hz=2000.0)
     rig_dev = PtyRig(fr, info_rate_hz=2000.0)
-    live = LiveAcquisition(SerialStepBox(rig_dev.name), default_rig(), auto_tare=False)  # rig file says 1000 Hz
+    live = LiveFeed(SerialStepBox(rig_dev.name), default_rig(), auto_tare=False, display_hz=2000.0)  # rig file: 1000 Hz
     try:
         live.start()
         assert live.armed and live.rate_hz == 2000.0
@@ -216,11 +241,9 @@ def test_the_time_axis_follows_the_rate_the_device_reports_not_the_rig_file():
         for first in range(0, 4000, 400):
             rig_dev.send(fr.run(first, 400, per_frame=20))
         assert wait_for(lambda: live.samples >= 4000, 10), live.samples
-        snap = live.snapshot(decimate_to_hz=2000.0)
+        snap = live.snapshot()
         np.testing.assert_allclose(snap.time_s, np.arange(4000) / 2000.0)  # 2 s of data spans 2 s
         assert snap.rate_hz == 2000.0 and snap.status == "streaming"
-        coarse = live.snapshot()
-        assert coarse.time_s[-1] == pytest.approx(1.99) and np.diff(coarse.time_s) == pytest.approx(0.01)
         rig_dev.unplug()
         assert wait_for(lambda: live.snapshot().status == "disconnected (reconnecting)", 5)
         assert live.snapshot().state == "disconnected"
@@ -231,7 +254,7 @@ def test_the_time_axis_follows_the_rate_the_device_reports_not_the_rig_file():
 
 def test_without_a_rig_a_silent_device_is_a_one_line_error():
     rig_dev = PtyRig(Frames(), info_rate_hz=None)
-    live = LiveAcquisition(SerialStepBox(rig_dev.name), None, info_timeout_s=0.5)
+    live = LiveFeed(SerialStepBox(rig_dev.name), None, info_timeout_s=0.5)
     try:
         with pytest.raises(DeviceError) as exc:
             live.start()
@@ -243,13 +266,13 @@ def test_without_a_rig_a_silent_device_is_a_one_line_error():
 # -- the in-process simulated rig ----------------------------------------------------------------------
 
 def test_without_a_rig_the_devices_own_rig_and_rate_are_used():
-    live = LiveAcquisition(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4, rate_hz=2000.0))
+    live = LiveFeed(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4, rate_hz=2000.0), display_hz=2000.0)
     live.start()
     try:
         assert live.rig.channels == 16 and live.rate_hz == 2000.0
         assert live.names == ["box_left", "box_right", "floor_left", "floor_right"]
         assert live.wait_for_samples(2000, 10)
-        snap = live.snapshot(decimate_to_hz=2000.0)
+        snap = live.snapshot()
         assert snap.time_s.size >= 2000 and np.diff(snap.time_s) == pytest.approx(1 / 2000.0)
         assert snap.lost_samples == 0 and not np.isnan(snap.fz_n["floor_left"]).any()
     finally:
@@ -257,7 +280,7 @@ def test_without_a_rig_the_devices_own_rig_and_rate_are_used():
 
 
 def test_a_16_channel_device_against_a_12_channel_rig_says_so():
-    live = LiveAcquisition(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4), default_rig())
+    live = LiveFeed(SimulatedStepBox(split_box_rig(), scenario="quiet", seed=4), default_rig())
     live.start()
     try:
         assert wait_for(lambda: live.snapshot().status == "device streams 16 channels, the rig has 12", 5)
@@ -283,14 +306,14 @@ def test_unplug_shows_disconnected_then_reconnects_by_itself_with_the_gap_as_nan
                                       "unplug_after_s": 1.0, "unplug_for_s": 1.0})
     server.start()
     assert wait_for(link.is_symlink, 5)
-    live = LiveAcquisition(SerialStepBox(str(link)), rig, auto_tare=False)
+    live = LiveFeed(SerialStepBox(str(link)), rig, auto_tare=False, display_hz=1000.0)
     live.start()
     try:
         assert wait_for(lambda: live.snapshot().status == "disconnected (reconnecting)", 5)
-        assert wait_for(lambda: live.snapshot().status == "streaming" and live.tracker.lost_samples > 0, 6)
+        assert wait_for(lambda: live.snapshot().status == "streaming" and live.snapshot().lost_samples > 0, 6)
         n = live.samples
         assert wait_for(lambda: live.samples > n + 200, 3)
-        snap = live.snapshot(decimate_to_hz=1000.0)
+        snap = live.snapshot()
         fz = snap.fz_n["box"]
         lost = np.isnan(fz)
         assert 900 <= snap.lost_samples <= 3000  # ~1 s unplugged plus the reconnect back-off
