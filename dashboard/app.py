@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import dash
+import flask
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
@@ -55,6 +56,22 @@ def status_line(live: LiveFeed, snap: LiveSnapshot) -> str:
     return status
 
 
+def snapshot_dict(live: LiveFeed, snap: LiveSnapshot) -> dict:
+    """What ``/api/live`` returns: readouts, live reps and quality counters (JSON-safe)."""
+    def num(v):
+        return None if v is None or not math.isfinite(v) else float(v)
+
+    return {"device": live.device.address, "status": snap.status, "state": snap.state, "connected": snap.connected,
+            "rate_hz": snap.rate_hz, "samples": snap.samples, "lost_samples": snap.lost_samples,
+            "crc_errors": snap.crc_errors, "duplicate_samples": snap.duplicate_samples,
+            "device_resets": snap.device_resets, "queue_dropped_samples": snap.queue_dropped_samples,
+            "behind_samples": live.behind_samples, "load_n": {k: num(v) for k, v in snap.load_n.items()},
+            "left_share_pct": num(snap.left_share_pct), "body_weight_n": num(snap.body_weight_n),
+            "phase": snap.phase, "retares": snap.retares, "calibrated": snap.calibrated,
+            "reps": [{"number": r.number, "lead": r.lead, "t_onset_s": r.t_onset_s, "t_contact_s": r.t_contact_s,
+                      "headline": {k: num(v) for k, v in r.headline.items()}} for r in snap.reps]}
+
+
 def create_app(live: LiveFeed, interval_ms: int = 200) -> dash.Dash:
     app = dash.Dash(__name__, title="steplab", update_title=None)
     plates = live.names
@@ -77,6 +94,11 @@ def create_app(live: LiveFeed, interval_ms: int = 200) -> dash.Dash:
         ],
         style={"fontFamily": "sans-serif", "margin": "1em 2em"},
     )
+
+    @app.server.route("/api/live")
+    def _live_json():
+        """The live readouts and data-quality counters as JSON (no time series)."""
+        return flask.jsonify(snapshot_dict(live, live.snapshot()))
 
     @app.callback(
         [Output("live-forces", "figure"), Output("live-status", "children"), Output("live-share", "children"),
