@@ -26,6 +26,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,12 +63,12 @@ class RecordingInterrupted(RecordingError):
 def build_trial(session: SessionTimeline, *, address: str, extra: dict | None = None) -> Trial:
     """The trial of a finished timeline (counts, positions and the quality metadata)."""
     tl = session
-    if not tl.armed or tl.assembler.samples == 0:
+    if tl.assembler is None or tl.assembler.samples == 0:
         raise RecordingError("no samples were recorded")
-    a = tl.assembler
+    a = tl.asm
     counts, index = a.arrays()
     saturated = int(np.count_nonzero(np.any((counts >= protocol.COUNTS_MAX) | (counts <= protocol.COUNTS_MIN), axis=1)))
-    started = _dt.datetime.fromtimestamp(a.first_host_time_ns / 1e9, tz=_dt.UTC)
+    started = _dt.datetime.fromtimestamp((a.first_host_time_ns or 0) / 1e9, tz=_dt.UTC)
     quality = {
         "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
         "gaps": [g.to_dict() for g in a.gaps], "crc_errors": tl.crc_errors, "malformed": tl.malformed,
@@ -78,7 +79,7 @@ def build_trial(session: SessionTimeline, *, address: str, extra: dict | None = 
         "segments": a.segments, "saturated_samples": saturated,
         "identity_unverified_reconnects": tl.identity_unverified,
     }
-    meta = {
+    meta: dict[str, Any] = {
         "started_at": started.isoformat(timespec="milliseconds"),
         "software_version": __version__,
         "device": {"address": address, "info": tl.device_info, "last_status": tl.last_status},
@@ -91,12 +92,12 @@ def build_trial(session: SessionTimeline, *, address: str, extra: dict | None = 
                 meta[k].update(v)
             else:
                 meta[k] = v
-    return Trial(counts=counts, sample_index=index, sample_rate_hz=a.rate_hz, rig=tl.rig, meta=meta)
+    return Trial(counts=counts, sample_index=index, sample_rate_hz=a.rate_hz, rig=tl.armed_rig, meta=meta)
 
 def summary(session: SessionTimeline, out: str | Path) -> dict:
     """The ``steplab record --json`` object (interfaces.md) plus extra fields."""
     tl = session
-    a = tl.assembler
+    a = tl.asm
     return {
         "frames": a.frames, "samples": a.samples, "lost_samples": a.lost_samples,
         "crc_errors": tl.crc_errors,
@@ -163,7 +164,7 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
 
     def on_armed(tl: SessionTimeline) -> None:
         if calibration_for is not None and cal["ref"] is None:
-            cal["ref"] = calibration_for(tl.rig, tl.device_info)
+            cal["ref"] = calibration_for(tl.armed_rig, tl.device_info)
 
     header = {"address": device.address, "seconds": seconds, "software_version": __version__,
               "rig": rig.to_dict() if rig else None, "calibration": calibration_ref,
@@ -208,7 +209,7 @@ def _finish(session: AcquisitionSession, device: StepBox, out: Path, journal_pat
             interrupted: bool, signal_name: str | None = None) -> tuple[Trial, dict]:
     tl = session.timeline
     reason = session.ended_reason or "complete"
-    nothing = not tl.armed or tl.assembler.samples == 0
+    nothing = tl.assembler is None or tl.assembler.samples == 0
     if session.failure is not None or session.error is not None:
         if nothing:
             journal_path.unlink(missing_ok=True)  # nothing usable arrived: leave nothing behind
@@ -223,7 +224,7 @@ def _finish(session: AcquisitionSession, device: StepBox, out: Path, journal_pat
         raise RecordingError("no samples were recorded")
     if interrupted:
         tl.truncate()
-    tl.assembler.finish(reason)
+    tl.asm.finish(reason)
     st = session.stats
     extra = {"journal": journal_path.name, "calibration": calibration_ref, "ended": reason,
              "quality": {"reconnects": st.reconnects, "disconnects": st.disconnects,
@@ -297,7 +298,7 @@ def recover(journal_path: str | Path, out: str | Path) -> tuple[Trial, dict]:
     except SessionError as exc:
         raise RecordingError(f"journal {journal_path}: {exc}") from None
     tl.release_unverified()
-    if not tl.armed or tl.assembler.samples == 0:
+    if tl.assembler is None or tl.assembler.samples == 0:
         raise RecordingError(f"journal {journal_path} holds no usable recording")
     extra = {"journal": Path(journal_path).name, "calibration": calibration, "ended": _ended_reason(contents),
              "recovered": {"torn_tail_bytes": contents.torn_tail_bytes, "corrupt_bytes": contents.corrupt_bytes,

@@ -114,12 +114,26 @@ class SessionTimeline:
         return self.assembler is not None
 
     @property
+    def asm(self) -> TrialAssembler:
+        """The armed timeline's assembler (raises before arming)."""
+        if self.assembler is None:
+            raise SessionStateError("the timeline is not armed yet")
+        return self.assembler
+
+    @property
+    def armed_rig(self) -> Rig:
+        """The armed timeline's rig (raises before arming)."""
+        if self.rig is None:
+            raise SessionStateError("the timeline is not armed yet")
+        return self.rig
+
+    @property
     def done(self) -> bool:
-        return self.armed and self.assembler.done
+        return self.assembler is not None and self.assembler.done
 
     @property
     def foreign_samples(self) -> int:
-        return self.foreign_samples_unarmed + (self.assembler.foreign_samples if self.armed else 0)
+        return self.foreign_samples_unarmed + (self.assembler.foreign_samples if self.assembler is not None else 0)
 
     def _fail(self, message: str) -> None:
         if self.fatal_problems:
@@ -144,7 +158,7 @@ class SessionTimeline:
         """The link came back: hold data until the device says who it is."""
         if self.armed and not self.done:
             self.awaiting_identity_since_ns = host_time_ns
-            self.assembler.after_reconnect = True
+            self.asm.after_reconnect = True
 
     def release_unverified(self) -> None:
         """A re-plugged device that never answers ``info``: keep its data, say so."""
@@ -157,7 +171,7 @@ class SessionTimeline:
 
     def _check_identity(self, info: dict) -> None:
         same = (str(info.get("serial")) == str((self.device_info or {}).get("serial"))
-                and int(info.get("channels", -1)) == self.rig.channels)
+                and int(info.get("channels", -1)) == self.armed_rig.channels)
         self.awaiting_identity_since_ns = None
         held, self._held = self._held, []
         if not same:
@@ -194,7 +208,7 @@ class SessionTimeline:
         runs = chunk.data_runs()
         if self.armed:
             for run in runs:
-                if run.counts.shape[1] != self.rig.channels:
+                if run.counts.shape[1] != self.armed_rig.channels:
                     self._note_foreign(run.counts.shape[1], host_time_ns)
         else:
             if self.rig_override is not None:
@@ -219,7 +233,7 @@ class SessionTimeline:
         self._add_data(chunk, host_time_ns)
 
     def _arm_from_info(self) -> None:
-        info = self.device_info
+        info = self.device_info or {}
         rig = self.rig_override
         if rig is None:
             try:
@@ -239,13 +253,13 @@ class SessionTimeline:
         self._arm(rate if rate > 0 else rig.sample_rate_hz, rig)
 
     def _add_data(self, chunk: DecodedChunk, host_time_ns: int) -> None:
-        if not self.assembler.done:
-            self.assembler.add(chunk, host_time_ns)
+        if not self.asm.done:
+            self.asm.add(chunk, host_time_ns)
 
     def truncate(self) -> None:
         """End the timeline where it is now (an interrupted recording): no tail gap."""
         if self.armed:
-            self.assembler.max_samples = max(self.assembler.next_position, 1)
+            self.asm.max_samples = max(self.asm.next_position, 1)
 
 
 class AcquisitionSession:
@@ -430,7 +444,7 @@ class AcquisitionSession:
             if self._consumer is not None:
                 self._consumer.join(timeout_s)
             if self._consumer is not None and self._consumer.is_alive():  # pragma: no cover - a wedged sink
-                self.reader.request_stop()
+                self._rd.request_stop()
                 self.device.close()
             self._state = "stopped"
 
@@ -481,6 +495,12 @@ class AcquisitionSession:
             raise self.failure
 
     @property
+    def _rd(self) -> AcquisitionReader:
+        if self.reader is None:
+            raise SessionStateError("the session has never started")
+        return self.reader
+
+    @property
     def stats(self) -> ReaderStats:
         return self.reader.stats if self.reader is not None else ReaderStats()
 
@@ -488,7 +508,7 @@ class AcquisitionSession:
         """Send a command to the device (its reply arrives with later data); returns its id."""
         if self._state != "running" or self.reader is None:
             raise SessionStateError(f"cannot send a command to a {self._state} session")
-        return self.reader.send_command(cmd, **args)
+        return self._rd.send_command(cmd, **args)
 
     # -- the consumer thread ---------------------------------------------------------
     def _consume(self) -> None:
@@ -508,7 +528,7 @@ class AcquisitionSession:
 
     def _loop(self) -> str:
         o = self._options
-        reader = self.reader
+        reader = self._rd
         tl = self.timeline
         t_start = time.monotonic()
         reader.send_command("info")
@@ -529,7 +549,7 @@ class AcquisitionSession:
                     tl.expect_identity(item.host_time_ns)
                     reader.send_command("info")
                     last_info = now
-                elif item is not None:
+                elif item is not None and isinstance(item.chunk, DecodedChunk):
                     tl.add(item.chunk, item.host_time_ns)
             st = reader.stats
             if st.error:
@@ -567,7 +587,7 @@ class AcquisitionSession:
                 return "disconnected" if st.error is None else "error"
 
     def _shut_down(self, reason: str) -> None:
-        reader = self.reader
+        reader = self._rd
         reader.stop()
         self.device.close()
         tl = self.timeline
@@ -578,7 +598,7 @@ class AcquisitionSession:
                 except queue.Empty:
                     break
                 if (not self._stop_requested.is_set() and reason != "error" and tl.armed and not tl.done
-                        and tl.foreign_device is None and item.chunk is not None
+                        and tl.foreign_device is None and isinstance(item.chunk, DecodedChunk)
                         and tl.awaiting_identity_since_ns is None):
                     try:
                         tl.add(item.chunk, item.host_time_ns)

@@ -73,7 +73,7 @@ def snapshot_dict(live: LiveFeed, snap: LiveSnapshot) -> dict:
 
 
 def create_app(live: LiveFeed, interval_ms: int = 200) -> dash.Dash:
-    app = dash.Dash(__name__, title="steplab", update_title=None)
+    app = dash.Dash(__name__, title="steplab", update_title=None)  # type: ignore[arg-type]  # None: no "Updating…" title
     plates = live.names
     app.layout = html.Div(
         [

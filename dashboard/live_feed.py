@@ -370,7 +370,8 @@ class LiveFeed:
 
     def _process(self, positions: np.ndarray, counts: np.ndarray, received: np.ndarray) -> None:
         n = positions.size
-        if n == 0:
+        display, calibration = self._display, self.calibration
+        if n == 0 or display is None or calibration is None:
             return
         got = int(np.count_nonzero(received))
         # bridge lost samples for the analysis with the last received counts (display: NaN)
@@ -388,8 +389,8 @@ class LiveFeed:
             new = self._tare.update(counts[received])
             if new is not None:
                 self.retares = self._tare.retares
-                self.calibration = new
-        forces = calibrated_forces(counts, self.calibration)
+                self.calibration = calibration = new
+        forces = calibrated_forces(counts, calibration)
         fz = np.vstack([forces[name].fz_n for name in self.names])
         if self._zi is None:
             zi0 = signal.sosfilt_zi(self._sos)
@@ -397,15 +398,16 @@ class LiveFeed:
         filtered, self._zi = signal.sosfilt(self._sos, fz, axis=1, zi=self._zi)
         step = self._step
         blocks = positions[::step] // step
-        lost_block = ~received.reshape(-1, step).all(axis=1)
+        lost_block: np.ndarray = np.logical_not(received.reshape(-1, step).all(axis=1))
         shown = np.where(lost_block[None, :], np.nan, filtered[:, step - 1::step])
         self._analyse(positions, forces, received)
         with self._lock:
-            self._display.put(blocks, shown)
+            display.put(blocks, shown)
             self.samples += got
             if got:
                 self._last_counts = counts[received][-1].copy()
-            self._load = {name: (None if lost_block[-1] else float(filtered[p, -1]))
+            last_lost = bool(lost_block[-1])
+            self._load = {name: (None if last_lost else float(filtered[p, -1]))
                           for p, name in enumerate(self.names)}
             self._left_share = self._analyzer.left_share_pct if self._analyzer is not None else None
 
