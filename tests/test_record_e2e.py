@@ -154,6 +154,7 @@ def _pty_pair():
 def test_a_port_that_sends_only_garbage_is_a_one_line_error(tmp_path):
     master, name, slave = _pty_pair()
     import threading
+    os.set_blocking(master, False)  # once the recorder has gone nobody reads: a full pty must not block the writer
     stop = threading.Event()
 
     def spew():
@@ -161,9 +162,9 @@ def test_a_port_that_sends_only_garbage_is_a_one_line_error(tmp_path):
         while not stop.is_set():
             try:
                 os.write(master, rng.integers(1, 256, 512).astype(np.uint8).tobytes())  # like a wrong baud rate
-            except OSError:
+            except OSError:  # EAGAIN (full: nobody reads) or the pty is gone
                 pass
-            time.sleep(0.01)
+            stop.wait(0.01)
 
     t = threading.Thread(target=spew, daemon=True)
     t.start()
@@ -172,9 +173,10 @@ def test_a_port_that_sends_only_garbage_is_a_one_line_error(tmp_path):
                            capture_output=True, text=True, timeout=60)
     finally:
         stop.set()
-        t.join()
+        t.join(5)
         os.close(master)
         os.close(slave)
+    assert not t.is_alive()
     assert "no valid steplab frames" in _one_line_error(r)
     assert not (tmp_path / "g.npz").exists()
 
