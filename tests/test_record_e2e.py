@@ -201,3 +201,25 @@ def test_absurd_parameters_are_refused(tmp_path, args, message):
     r = subprocess.run(steplab_cmd("record", "--device", "sim", "--out", str(tmp_path / "a.npz"), *args),
                        capture_output=True, text=True, timeout=60)
     assert message in _one_line_error(r)
+
+
+def test_ctrl_c_during_the_handshake_exits_130_and_leaves_nothing(tmp_path):
+    """The port is open but the rig has not yet said anything: Ctrl-C then is exit 130 with nothing written."""
+    master, name, slave = _pty_pair()
+    out = tmp_path / "h.npz"
+    journal = tmp_path / "h.npz.journal"
+    proc = subprocess.Popen(steplab_cmd("record", "--device", name, "--seconds", "5", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(journal.exists, 60)  # the session has started: it waits for the rig's first bytes
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert not out.exists() and not journal.exists()
