@@ -300,16 +300,20 @@ def check_rig(rec: CalibrationRecord, rig: Rig) -> None:
 
 
 def save_record(rec: CalibrationRecord, directory: str | Path | None = None, *, path: str | Path | None = None) -> Path:
-    """Write ``rec`` (atomically) to ``path`` or ``<directory>/<calibration_id>.json``.
+    """Write ``rec`` atomically to the new file ``path`` or ``<directory>/<calibration_id>.json``.
 
     ``directory`` defaults to ``calibrations_dir()``. Returns the file written.
+    An existing file is never replaced (also one that appeared meanwhile):
+    raises CalibrationRecordError, and nothing is changed.
     """
+    from steplab.acquisition.atomic_create import create_new_file
+
     target = Path(path) if path is not None else Path(directory or calibrations_dir()) / f"{rec.calibration_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(rec.to_json(), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    try:
+        return create_new_file(target, rec.to_json().encode("utf-8"))
+    except FileExistsError:
+        raise CalibrationRecordError(f"{target} already exists; a calibration record is never replaced") from None
 
 
 def list_records(directory: str | Path | None = None, rig: Rig | None = None) -> tuple[list[CalibrationRecord], list[str]]:

@@ -159,3 +159,22 @@ def test_a_calibration_of_another_rig_is_refused_before_recording(sim_process, t
     assert r.returncode == 2 and "SIM-0016" in _one_line(r)
     assert time.monotonic() - t0 < 15  # refused as soon as the device said which rig it is
     assert not out.exists() and not (tmp_path / "t.npz.journal").exists()
+
+
+def test_a_file_made_at_out_during_the_recording_is_not_replaced_and_the_journal_is_kept(sim_process, tmp_path):
+    """Issue 11.2: the existence check at the start is not enough; the final move refuses atomically."""
+    sim = sim_process("--seconds", "60", "--seed", "8")
+    out = tmp_path / "r.npz"
+    proc = subprocess.Popen(steplab_cmd("record", "--device", sim.port, "--seconds", "6", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "r.npz.journal"
+    assert wait_for(lambda: journal.exists() and journal.stat().st_size > 20_000, 30)
+    out.write_bytes(b"a colleague's recovered trial")  # e.g. `steplab recover other.journal --out r.npz`
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    line = _one_line(type("R", (), {"stderr": stderr})())
+    assert "already exists" in line and str(journal) in line and "steplab recover" in line
+    assert out.read_bytes() == b"a colleague's recovered trial"
+    _trial, summary = recover(journal, tmp_path / "elsewhere.npz")  # nothing of the recording is lost
+    assert summary["samples"] > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
