@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 RIG_FORMAT_VERSION = 1
 PLATE_ROLES = ("box", "floor_left", "floor_right")
@@ -114,8 +115,8 @@ class Rig:
                     role=str(p.get("role", p["name"])),
                     width_mm=float(p["width_mm"]),
                     length_mm=float(p["length_mm"]),
-                    centre_mm=tuple(float(v) for v in p["centre_mm"]),
-                    cells=tuple(Cell(**{k: (float(v) if k not in ("name", "channel") else v) for k, v in c.items()}) for c in p["cells"]),
+                    centre_mm=cast("tuple[float, float, float]", tuple(float(v) for v in p["centre_mm"])),  # length checked by validate
+                    cells=tuple(Cell(**_cell_fields(c)) for c in p["cells"]),
                 )
                 for p in d["plates"]
             )
@@ -178,6 +179,11 @@ class Rig:
                         and math.isfinite(c.nominal_counts_per_n) and c.nominal_counts_per_n > 0):
                     raise RigError(f"cell {c.name!r} needs a positive capacity and sensitivity")
                 seen.add(c.channel)
+
+
+def _cell_fields(c: dict) -> dict[str, Any]:
+    """A rig file's cell object as Cell arguments: numbers as floats, name and channel as given (validate checks them)."""
+    return {k: (float(v) if k not in ("name", "channel") else v) for k, v in c.items()}
 
 
 def _four_cells(first_channel: int, half_w: float, half_l: float, prefix: str) -> tuple[Cell, ...]:

@@ -143,7 +143,8 @@ def write_trial(path: str | Path, trial: Trial) -> Path:
     return path
 
 
-_META_TYPES = {"rig": dict, "quality": dict, "device": dict, "started_at": str, "calibration": (dict, type(None)),
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "rig": dict, "quality": dict, "device": dict, "started_at": str, "calibration": (dict, type(None)),
                "sample_rate_hz": (int, float), "journal": str}
 _QUALITY_COUNTERS = ("frames", "samples", "lost_samples", "crc_errors", "malformed", "oversize", "bytes_discarded",
                      "duplicate_samples", "device_resets", "clipped_frames", "overrun_frames", "saturated_samples",

@@ -267,12 +267,12 @@ def _in_process_settings(args):
 
     from steplab.calibration.procedure import ProcedureSettings
 
-    changes = {}
+    changes: dict[str, float] = {}
     if args.warmup_s is not None:
         changes["warmup_s"] = max(args.warmup_s, 0.5)  # the channel health check needs a little data
     if args.settle_timeout is not None:
         changes["settle_timeout_s"] = args.settle_timeout
-    return dataclasses.replace(ProcedureSettings.fast(), **changes) if changes else None
+    return dataclasses.replace(ProcedureSettings.fast(), **changes) if changes else None  # type: ignore[arg-type]
 
 
 def _settings(args, auto: bool):
@@ -282,7 +282,7 @@ def _settings(args, auto: bool):
     from steplab.calibration.procedure import ProcedureSettings
 
     settings = ProcedureSettings.fast() if auto else ProcedureSettings()
-    changes = {}
+    changes: dict[str, float] = {}
     if auto:
         # over a port the robot's command reaches the plate one link latency later (device and host
         # buffers): give a load 30 s of samples to settle instead of the in-process robot's 5 s
@@ -291,7 +291,7 @@ def _settings(args, auto: bool):
         changes["warmup_s"] = max(args.warmup_s, 0.5)  # the channel health check needs a little data
     if args.settle_timeout is not None:
         changes["settle_timeout_s"] = args.settle_timeout
-    return dataclasses.replace(settings, **changes) if changes else settings
+    return dataclasses.replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
 
 
 def _drive_one(proc, source, robot, rig):
