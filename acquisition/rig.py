@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from steplab.constants import ADC_FULL_SCALE_COUNTS as ADC_FULL_SCALE_COUNTS  # re-exported: 24-bit signed converter
+
 RIG_FORMAT_VERSION = 1
 PLATE_ROLES = ("box", "floor_left", "floor_right")
-ADC_FULL_SCALE_COUNTS = 2**23 - 1  # 24-bit signed converter
 
 
 class RigError(ValueError):

@@ -40,7 +40,7 @@ import numpy as np
 from scipy.integrate import cumulative_trapezoid
 from scipy.signal import butter, sosfiltfilt
 
-from steplab.dsp.calibration_arrays import CalibrationArrays
+from steplab.calibration.arrays import CalibrationArrays
 from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import AnalysisResult, RepResult
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.dsp.calibration_arrays import CalibrationArrays, nominal_calibration
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
 from steplab.dsp.params import PlateForces
 
 #: Default plate roles by number of plates, in file order.
@@ -126,7 +126,7 @@ def forces_from_counts(counts: np.ndarray, calibration: CalibrationArrays) -> di
 
     ``counts`` is (n, channels); every channel the calibration uses must exist.
     """
-    from steplab.dsp import calibrated_forces
+    from steplab.calibration.apply import calibrated_forces
 
     try:
         return calibrated_forces(counts, calibration)

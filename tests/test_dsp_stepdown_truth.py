@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from steplab.dsp import analyze_counts, analyze_forces, nominal_calibration
-from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
+from steplab.analysis_pipeline import analyze_counts
+from steplab.calibration.arrays import nominal_calibration
+from steplab.calibration.warmup import forces_to_counts
+from steplab.dsp import analyze_forces
+from steplab.dsp.warmup import synthetic_step_down
 
 G = 9.80665
 M = 70.0
