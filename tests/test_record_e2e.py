@@ -78,7 +78,7 @@ def test_a_noisy_link_loses_whole_frames_only_and_counts_each_one(sim_process, t
 
 def test_unplug_and_replug_records_the_gap_and_loses_nothing_else(sim_process, tmp_path):
     link = tmp_path / "rig-by-id"
-    sim = sim_process("--seconds", "60", "--seed", "5", "--link", str(link), "--unplug-after", "4", "--unplug-for", "1.5")
+    sim_process("--seconds", "60", "--seed", "5", "--link", str(link), "--unplug-after", "4", "--unplug-for", "1.5")
     assert wait_for(link.exists, 5)
     out = tmp_path / "unplug.npz"
     summary = _record(str(link), 8, out)
@@ -223,3 +223,73 @@ def test_ctrl_c_during_the_handshake_exits_130_and_leaves_nothing(tmp_path):
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert not out.exists() and not journal.exists()
+
+
+def _journaled_samples_after_info(journal) -> int:
+    """Samples journaled after the rig described itself (the recording is under way by then)."""
+    from steplab.acquisition.frame_decoder import FrameDecoder
+    from steplab.acquisition.journal import JournalError, read_journal
+
+    try:
+        records = read_journal(journal).records
+    except JournalError:
+        return 0
+    dec, seen, n = FrameDecoder(), False, 0
+    for rec in records:
+        if rec.kind == b"D":
+            chunk = dec.feed(rec.payload)
+            n += chunk.n_samples if seen else 0
+            seen = seen or any("rig" in m.payload for m in chunk.messages)
+    return n
+
+
+@pytest.mark.parametrize("boot_id", [None, "3735928559"], ids=["fresh-boot-id", "repeated-boot-id"])
+def test_a_simulator_killed_and_started_again_is_a_reset_with_its_pause_listed(sim_process, tmp_path, boot_id):
+    """Issue 11.1: kill -9 the simulator mid-recording, start it again with the same seed on the same path.
+
+    With a fresh boot id (the fixed simulator) or with the same one (firmware that repeats it): the host
+    starts a new segment, drops nothing as a duplicate, and lists the pause as lost; every sample kept is
+    the one the device took at that index.
+    """
+    link = tmp_path / "rig-by-id"
+    args = ["--seconds", "100", "--seed", "5", "--link", str(link)] + (["--boot-id", boot_id] if boot_id else [])
+    first = sim_process(*args)
+    assert wait_for(link.exists, 10)
+    out = tmp_path / "u.npz"
+    journal = tmp_path / "u.npz.journal"
+    proc = subprocess.Popen(steplab_cmd("record", "--device", str(link), "--seconds", "20", "--out", str(out), "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: _journaled_samples_after_info(journal) >= 5000, 60, 0.2)
+        first.proc.kill()  # kill -9: no clean-up, the link is left dangling
+        first.proc.wait(10)
+        sim_process(*args)  # the same seed, the same subject, the same path
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    trial = read_trial(out)
+    q = trial.quality
+    segs = q["segments"]
+    assert q["device_resets"] == 1 and len(segs) == 2, segs
+    assert q["duplicate_samples"] == 0  # the old code dropped ~7,780 new samples as "duplicates"
+    assert summary["samples"] + summary["lost_samples"] == 20_000
+    assert summary["lost_samples"] > 0 and summary["gaps"]  # the pause is listed, not spliced over
+    pause = [g for g in q["gaps"] if g["at_sample"] <= segs[1]["at_sample"] <= g["at_sample"] + g["length"]]
+    assert pause and pause[0].get("estimated") and pause[0]["at_sample"] + pause[0]["length"] == segs[1]["at_sample"]
+    if boot_id:
+        assert segs[0]["boot_id"] == segs[1]["boot_id"] == int(boot_id)
+    else:
+        assert segs[0]["boot_id"] != segs[1]["boot_id"]
+    # every kept sample is the device's sample at its index, in both processes (same seed → same model)
+    model = SimulatedRigModel(default_rig(), Subject(body_mass_kg=70.0, involved_limb="left", asymmetry=0.15),
+                              scenario="session", seed=5, rate_hz=trial.sample_rate_hz)
+    pos = trial.sample_index
+    in_second = pos >= segs[1]["at_sample"]
+    device_index = np.where(in_second, segs[1]["first_device_sample"] + pos - segs[1]["at_sample"],
+                            segs[0]["first_device_sample"] + pos - segs[0]["at_sample"])
+    truth = model.read_counts(int(device_index.max()) + 1)
+    np.testing.assert_array_equal(trial.counts, truth[device_index])
