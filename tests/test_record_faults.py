@@ -178,3 +178,45 @@ def test_a_file_made_at_out_during_the_recording_is_not_replaced_and_the_journal
     _trial, summary = recover(journal, tmp_path / "elsewhere.npz")  # nothing of the recording is lost
     assert summary["samples"] > 1000
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_disk_full_before_the_recording_starts_names_no_journal_that_was_removed(sim_process, tmp_path):
+    """Issue 11.8: the message told the operator to recover a journal it had just deleted."""
+    sim = sim_process("--seconds", "60", "--seed", "6")
+    out = tmp_path / "early.npz"
+    journal = tmp_path / "early.npz.journal"
+
+    def tiny_disk():
+        # the journal's header fits; the device's first info frame (its rig description, > 1 kB) does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    r = subprocess.run(steplab_cmd("record", "--device", sim.port, "--seconds", "8", "--out", str(out)),
+                       capture_output=True, text=True, timeout=60, preexec_fn=tiny_disk)
+    assert r.returncode == 2
+    line = _one_line(r)
+    assert "cannot write the journal" in line, line  # the first data, not the journal's creation, failed
+    assert not journal.exists() and not out.exists()
+    assert "steplab recover" not in line  # nothing to recover: the journal is gone
+
+
+def _journal_with_data(path, *, stopped_reason=None):
+    rig = default_rig()
+    info = protocol.encode_message_frame(protocol.FRAME_TYPE_REPLY, boot_id=5, seq=0, payload={
+        "id": 1, "ok": True, "rig": rig.to_dict(), "rate_hz": 1000.0, "channels": 12, "serial": rig.serial,
+        "firmware": "test"})
+    frames = b"".join(protocol.encode_data_frame(boot_id=5, seq=k + 1, first_sample=10 * k, device_time_us=10_000 * k,
+                                                 counts=np.full((10, 12), k, np.int32)) for k in range(100))
+    with JournalWriter(path, header={"seconds": 60}) as j:
+        j.append(info + frames, t_ns=1)
+        if stopped_reason:
+            j.event("stopped", reason=stopped_reason)
+
+
+@pytest.mark.parametrize("stopped, ended", [(None, "journal_ended"), ("terminated", "terminated"),
+                                            ("complete", "complete")])
+def test_a_recovered_trial_says_how_its_recording_ended(tmp_path, stopped, ended):
+    """Issue 11.8: recovered trials had no `ended` key although trial_file.md lists it."""
+    _journal_with_data(tmp_path / "j.journal", stopped_reason=stopped)
+    trial, _ = recover(tmp_path / "j.journal", tmp_path / "t.npz")
+    assert trial.meta["ended"] == ended
+    assert read_trial(tmp_path / "t.npz").meta["ended"] == ended
