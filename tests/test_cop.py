@@ -76,3 +76,20 @@ def test_arrays_broadcast_and_bad_arguments_are_refused():
         cop_mm(fz, 1.0, 1.0, min_force_n="twenty")
     with pytest.raises(TypeError):
         cop_mm(fz, 1.0, 1.0)  # the threshold is required: every caller states it
+
+
+def test_the_importers_plate_cop_is_this_cop():
+    """records.importers.plate_cop_mm is to call cop_mm (decision 0009): both give the same COP and NaNs."""
+    from steplab.dsp import PlateForces
+    from steplab.records.importers import plate_cop_mm
+
+    rng = np.random.default_rng(9)
+    fz = np.r_[rng.uniform(-10, 1200, 300), 20.0, 19.99]
+    mx = rng.normal(0, 50, fz.size)
+    my = rng.normal(0, 50, fz.size)
+    for thr in (20.0, 5.0):
+        ours = np.column_stack(cop_mm(fz, mx, my, min_force_n=thr))
+        theirs = plate_cop_mm(PlateForces(fz, mx, my), cop_min_force_n=thr)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, equal_nan=True)
+    assert np.isnan(plate_cop_mm(PlateForces(fz)))[:, :].all()  # no moments: no COP
