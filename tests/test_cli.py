@@ -91,3 +91,21 @@ def test_an_existing_out_file_is_refused_and_left_untouched(tmp_path, args):
     assert r.returncode == 2 and len(lines) == 1 and "already exists" in lines[0], r.stderr
     assert existing.read_text() == "a colleague's file"
     assert sorted(p.name for p in work.iterdir()) == ["existing.json", "some.journal"]
+
+
+def test_a_reader_that_goes_away_is_a_quiet_exit_not_a_traceback(tmp_path):
+    """`steplab simulate --pty | head -1` style: stdout closed early ends the command quietly (exit 128 + SIGPIPE)."""
+    import signal
+
+    proc = subprocess.Popen(steplab_cmd("simulate", "--pty", "--seconds", "30", "--link", str(tmp_path / "rig")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads the "port: ..." line
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 128 + signal.SIGPIPE, stderr
+    assert b"Traceback" not in stderr and stderr.strip() == b""
+    assert not (tmp_path / "rig").exists()  # the simulator cleaned up its link on the way out
