@@ -224,3 +224,37 @@ def test_the_children_of_these_tests_do_not_inherit_pytests_dispositions():
     finally:
         signal.signal(signal.SIGHUP, saved)
     assert r.stdout.strip() == "True"
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """True once process ``pid`` has a handler installed for ``sig`` (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+@pytest.mark.slow
+def test_a_signal_as_soon_as_the_handlers_are_in_place_leaves_nothing_behind(tmp_path):
+    """The earliest SIGTERM the recorder can act on (warm-up or handshake): one line, exit 143, no files."""
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    out = tmp_path / "earliest.npz"
+    try:
+        proc = _start_record(os.ttyname(slave), out, 10)
+        assert wait_for(lambda: _catches(proc.pid, signal.SIGTERM) or proc.poll() is not None, 60, 0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 143, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "nothing was written" in lines[0] and "SIGTERM" in lines[0], stderr
+    assert list(tmp_path.glob("earliest*")) == []
