@@ -44,7 +44,7 @@ MAX_RECORDING_S = 3600.0  # one trial file holds at most an hour (it is built in
 STOP_TIMEOUT_S = 10.0  # the longest wait for the session to shut down
 
 __all__ = ["MAX_RECORDING_S", "IDENTITY_TIMEOUT_S", "RecordingError", "RecordingInterrupted", "build_trial",
-           "summary", "journal_path_for", "record", "recover"]
+           "summary", "journal_path_for", "record", "recover", "finish_recording", "journal_header"]
 
 
 class RecordingError(DeviceError):
@@ -113,6 +113,13 @@ def journal_path_for(out: str | Path) -> Path:
     return out.with_name(out.name + ".journal")
 
 
+def journal_header(address: str, seconds: float, rig: Rig | None, calibration_ref: dict | None = None) -> dict:
+    """The journal header ``steplab recover`` needs to rebuild the trial."""
+    return {"address": address, "seconds": seconds, "software_version": __version__,
+            "rig": rig.to_dict() if rig else None, "calibration": calibration_ref,
+            "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")}
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[list[int]]:
     """Hold SIGINT/SIGTERM back while a file is written (main thread only; elsewhere a no-op)."""
@@ -166,9 +173,7 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
         if calibration_for is not None and cal["ref"] is None:
             cal["ref"] = calibration_for(tl.armed_rig, tl.device_info)
 
-    header = {"address": device.address, "seconds": seconds, "software_version": __version__,
-              "rig": rig.to_dict() if rig else None, "calibration": calibration_ref,
-              "started_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")}
+    header = journal_header(device.address, seconds, rig, calibration_ref)
     session = AcquisitionSession(device, rig=rig, seconds=seconds, journal_path=journal_path, journal_header=header,
                                  connect_timeout_s=connect_timeout_s, reconnect_timeout_s=reconnect_timeout_s,
                                  on_armed=on_armed)
@@ -198,15 +203,22 @@ def record(device: StepBox, seconds: float, out: str | Path, *, rig: Rig | None 
             session.stop("interrupted")
             interrupted = asked or session.ended_reason == "interrupted"
             signal_name = getattr(stop_event, "signal_name", None) if stop_event is not None else None
-            return _finish(session, device, out, journal_path, cal["ref"], interrupted, signal_name)
+            return finish_recording(session, out, journal_path, cal["ref"], interrupted, signal_name)
     finally:
         if session.state == "running":  # an exception in our own code: leave nothing running
             session.stop("error")
         session.close()
 
 
-def _finish(session: AcquisitionSession, device: StepBox, out: Path, journal_path: Path, calibration_ref,
-            interrupted: bool, signal_name: str | None = None) -> tuple[Trial, dict]:
+def finish_recording(session: AcquisitionSession, out: Path, journal_path: Path, calibration_ref=None,
+                     interrupted: bool = False, signal_name: str | None = None) -> tuple[Trial, dict]:
+    """Write the trial of a stopped recording session (``seconds`` given); returns (trial, summary).
+
+    The journal is removed when nothing was recorded.  Raises RecordingError
+    (one line) when nothing usable arrived or the session failed, and
+    RecordingInterrupted (with the partial trial written) when ``interrupted``.
+    """
+    device = session.device
     tl = session.timeline
     reason = session.ended_reason or "complete"
     nothing = tl.assembler is None or tl.assembler.samples == 0

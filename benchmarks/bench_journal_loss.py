@@ -40,6 +40,7 @@ def measure_one(tmp: Path, run: int, record_s: float = 2.0) -> float:
     sim = subprocess.Popen([sys.executable, "-m", "steplab.cli", "simulate", "--pty", "--seconds", "120",
                             "--seed", str(run)], stdout=subprocess.PIPE, text=True)
     try:
+        assert sim.stdout is not None
         port = sim.stdout.readline().split(":", 1)[1].strip()
         out = tmp / f"killed-{run}.npz"
         journal = tmp / f"killed-{run}.npz.journal"

@@ -8,11 +8,14 @@ their own threads, so a slow or flooded web side never costs a sample.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import dash
 import flask
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
+
+from steplab.acquisition.recorder import RecordingError
 
 from .live_feed import LiveFeed, LiveSnapshot
 
@@ -68,11 +71,13 @@ def snapshot_dict(live: LiveFeed, snap: LiveSnapshot) -> dict:
             "behind_samples": live.behind_samples, "load_n": {k: num(v) for k, v in snap.load_n.items()},
             "left_share_pct": num(snap.left_share_pct), "body_weight_n": num(snap.body_weight_n),
             "phase": snap.phase, "retares": snap.retares, "calibrated": snap.calibrated,
+            "recording": live.recording,
             "reps": [{"number": r.number, "lead": r.lead, "t_onset_s": r.t_onset_s, "t_contact_s": r.t_contact_s,
                       "headline": {k: num(v) for k, v in r.headline.items()}} for r in snap.reps]}
 
 
-def create_app(live: LiveFeed, interval_ms: int = 200) -> dash.Dash:
+def create_app(live: LiveFeed, interval_ms: int = 200, trials_dir: str | Path | None = None) -> dash.Dash:
+    """The live page; with ``trials_dir``, ``/api/recordings`` records trials there (POST {"seconds": S})."""
     app = dash.Dash(__name__, title="steplab", update_title=None)  # type: ignore[arg-type]  # None: no "Updating…" title
     plates = live.names
     app.layout = html.Div(
@@ -99,6 +104,29 @@ def create_app(live: LiveFeed, interval_ms: int = 200) -> dash.Dash:
     def _live_json():
         """The live readouts and data-quality counters as JSON (no time series)."""
         return flask.jsonify(snapshot_dict(live, live.snapshot()))
+
+    if trials_dir is not None:
+        folder = Path(trials_dir)
+
+        @app.server.route("/api/recordings", methods=["GET"])
+        def _recordings():
+            trials = sorted(p.name for p in folder.glob("*.npz")) if folder.is_dir() else []
+            return flask.jsonify({"recording": live.recording, "trials": trials,
+                                  "error": live.last_recording_error})
+
+        @app.server.route("/api/recordings", methods=["POST"])
+        def _start_recording():
+            body = flask.request.get_json(silent=True)  # JSON only: a cross-site form cannot start a recording
+            if not isinstance(body, dict):
+                return flask.jsonify({"error": "send a JSON object {\"seconds\": S}"}), 415
+            try:
+                seconds = float(body.get("seconds"))
+                out = live.start_recording(seconds, folder)
+            except (TypeError, ValueError) as exc:
+                return flask.jsonify({"error": f"bad seconds: {exc}"}), 400
+            except RecordingError as exc:
+                return flask.jsonify({"error": str(exc)}), 409
+            return flask.jsonify({"out": out.name, "seconds": seconds}), 201
 
     @app.callback(
         [Output("live-forces", "figure"), Output("live-status", "children"), Output("live-share", "children"),

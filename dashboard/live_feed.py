@@ -17,6 +17,14 @@ point was lost: a visible gap, never a splice), each plate's current load, the
 left/right share, the live reps with their headline metrics, the connection
 state and the data-quality counters.
 
+Recording from the live view: ``start_recording(seconds, trials_dir)`` stops
+the live session and starts it again as a recording session (journal first,
+the same timeline as ``steplab record``); the view goes on from the new
+timeline.  When the recording is complete, or ``stop()`` is called (SIGTERM,
+SIGINT of ``steplab run``), the trial is written (a partial one when stopped
+early) into ``trials_dir`` and ``on_trial_saved(path, trial, summary)`` is
+called: the hook for the records database.  Then the live session resumes.
+
 Gaps and the analysis: a lost stretch up to ``max_bridge_s`` is bridged for
 the analyzer by holding the last received counts (counted in
 ``bridged_samples``); a longer one restarts the analyzer (a rep in progress is
@@ -30,11 +38,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
 from steplab.acquisition.device import DeviceError, StepBox
+from steplab.acquisition.recorder import (
+    MAX_RECORDING_S,
+    RecordingError,
+    RecordingInterrupted,
+    finish_recording,
+    journal_header,
+    journal_path_for,
+)
 from steplab.acquisition.rig import Rig
 from steplab.acquisition.ring_buffer import CountsRing
 from steplab.acquisition.session import AcquisitionSession
@@ -189,7 +206,8 @@ class LiveFeed:
                  window_s: float = 10.0, display_hz: float = 100.0, auto_tare: bool = True,
                  calibration_for: Callable[[Rig], CalibrationArrays | None] | None = None,
                  info_timeout_s: float = 2.0, protocol: str = "step-down", body_mass_kg: float | None = None,
-                 max_bridge_s: float = 0.1, params: AnalysisParams | None = None) -> None:
+                 max_bridge_s: float = 0.1, params: AnalysisParams | None = None,
+                 on_trial_saved: Callable[[Path, object, dict], None] | None = None) -> None:
         if not (window_s > 0):
             raise ValueError(f"window_s {window_s!r} must be positive")
         if not (display_hz > 0):
@@ -227,6 +245,11 @@ class LiveFeed:
         self.calibrated = calibration is not None
         self.names = list(self.calibration.plate_roles) if self.calibration is not None else []
         self.problem: str | None = None
+        self.on_trial_saved = on_trial_saved
+        self._recording: dict | None = None  # out, journal, seconds of the recording in progress
+        self._record_lock = threading.Lock()
+        self.saved_trials: list[Path] = []
+        self.last_recording_error: str | None = None
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -276,13 +299,108 @@ class LiveFeed:
             raise DeviceError(problem or f"{self.device.address} does not describe its rig (no answer to 'info' "
                               f"in {self.info_timeout_s:g} s); give --rig FILE")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the analysis thread and the session (the device is closed)."""
+    def stop(self, reason: str = "stopped", timeout_s: float = 10.0) -> None:
+        """Stop the analysis thread and the session (the device is closed).
+
+        A recording in progress is finished first: its (partial) trial is
+        written, with ``reason`` as how it ended (e.g. "terminated").
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        with self._record_lock:
+            if self._recording is not None:
+                self._finish_recording(reason, resume=False, timeout_s=timeout_s)
         if self.session.state == "running":
             self.session.stop("stopped", timeout_s=timeout_s)
+
+    # -- recording from the live view ------------------------------------------------
+    @property
+    def recording(self) -> dict | None:
+        """The recording in progress: {"out", "seconds", "samples"}, or None."""
+        rec = self._recording
+        if rec is None:
+            return None
+        tl = self.session.timeline
+        return {"out": str(rec["out"]), "seconds": rec["seconds"],
+                "samples": tl.assembler.samples if tl.assembler is not None else 0}
+
+    def start_recording(self, seconds: float, trials_dir: str | Path) -> Path:
+        """Record ``seconds`` into a new trial file in ``trials_dir``; returns its path (see the module docstring)."""
+        if not (0 < seconds <= MAX_RECORDING_S):
+            raise ValueError(f"seconds {seconds!r} must be in (0, {MAX_RECORDING_S:g}]")
+        folder = Path(trials_dir)
+        with self._record_lock:
+            if self._recording is not None:
+                raise RecordingError("a recording is already in progress")
+            if self.session.state != "running":
+                raise RecordingError("the live view is not running")
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            out = folder / f"trial-{stamp}.npz"
+            k = 1
+            while out.exists() or journal_path_for(out).exists():
+                out = folder / f"trial-{stamp}-{k}.npz"
+                k += 1
+            journal = journal_path_for(out)
+            rig = self.rig or self._rig_given
+            self.session.stop("recording")
+            self.session.configure(seconds=float(seconds), journal_path=journal, keep_samples=True,
+                                   fatal_problems=True, reconnect_timeout_s=30.0,
+                                   journal_header=journal_header(self.device.address, float(seconds), rig))
+            self._recording = {"out": out, "journal": journal, "seconds": float(seconds)}
+            try:
+                self.session.start()
+            except Exception:
+                self._recording = None
+                self._resume_live()
+                raise
+            return out
+
+    def _resume_live(self) -> None:
+        if self.session.state == "running":
+            self.session.stop("stopped")
+        self.session.configure(seconds=None, journal_path=None, journal_header=None, keep_samples=False,
+                               fatal_problems=False, reconnect_timeout_s=None)
+        self.session.start()
+
+    def _finish_recording(self, reason: str, resume: bool, timeout_s: float = 10.0) -> None:
+        """Write the recording's trial (caller holds _record_lock); then resume the live session if asked."""
+        rec = self._recording
+        if rec is None:
+            return
+        self._recording = None
+        interrupted = self.session.state == "running" and not self.session.finished
+        if self.session.state == "running":
+            self.session.stop(reason, timeout_s=timeout_s)
+        path: Path | None = None
+        trial: object = None
+        summary: dict = {}
+        try:
+            trial, summary = finish_recording(self.session, rec["out"], rec["journal"], interrupted=interrupted)
+            path = rec["out"]
+        except RecordingInterrupted as exc:
+            trial, summary = exc.trial, exc.summary or {}
+            path = rec["out"] if exc.trial is not None else None
+        except RecordingError as exc:
+            self.last_recording_error = str(exc)
+        if path is not None:
+            self.saved_trials.append(path)
+            if self.on_trial_saved is not None:
+                try:
+                    self.on_trial_saved(path, trial, summary)
+                except Exception as exc:  # the trial file is safe; the hook's failure is shown
+                    self.last_recording_error = f"saved {path.name}, but the records hook failed: {exc}"
+        if resume:
+            self._resume_live()
+
+    def _supervise(self) -> None:
+        """A recording that ended by itself (complete, rig gone) is written and the live view resumes."""
+        if self._recording is None or not self.session.finished:
+            return
+        with self._record_lock:
+            if self._recording is not None and self.session.finished:
+                self._finish_recording(self.session.ended_reason or "complete", resume=True)
 
     def close(self) -> None:
         if self.session.state == "running":
@@ -293,6 +411,7 @@ class LiveFeed:
     def _run(self) -> None:
         while not self._stop.wait(ANALYSIS_PERIOD_S):
             try:
+                self._supervise()
                 self.process_available()
             except Exception as exc:  # never a frozen screen that still says "streaming"
                 self.problem = f"live view error: {type(exc).__name__}: {exc}"

@@ -55,7 +55,19 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
         calibration = calibration_for(rig) if rig is not None else None
     except (RigError, DeviceError, CalibrationRecordError) as exc:
         raise UserError(str(exc)) from None
-    return LiveFeed(dev, rig, calibration=calibration, calibration_for=calibration_for)
+    def on_trial_saved(path, trial, summary) -> None:
+        # hook for the records database (being built): today the trial file in STEPLAB_DATA_DIR/trials is the record
+        print(f"steplab: saved trial {path} ({summary.get('samples', 0)} samples, "
+              f"{summary.get('lost_samples', 0)} lost)", flush=True)
+
+    return LiveFeed(dev, rig, calibration=calibration, calibration_for=calibration_for, on_trial_saved=on_trial_saved)
+
+
+def trials_dir():
+    """Where the dashboard's recordings go: ``$STEPLAB_DATA_DIR/trials``."""
+    from steplab.calibration.records import data_dir
+
+    return data_dir() / "trials"
 
 
 WEB_THREADS = 4  # waitress worker threads: bounded, whatever the number of clients
@@ -90,11 +102,25 @@ def bind_server(wsgi_app, host: str, port: int):
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve_until_signalled(server, stop: threading.Event) -> None:
-    """Serve on a thread of its own until SIGTERM/SIGINT (or ``stop``), then stop taking requests."""
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, lambda _signum, _frame: stop.set())
+STOP_REASONS = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}
+
+
+def serve_until_signalled(server, stop: threading.Event) -> str:
+    """Serve on a thread of its own until SIGTERM/SIGINT (or ``stop``), then stop taking requests.
+
+    Returns how it ended ("terminated", "interrupted", "stopped").  The handlers
+    stay installed (they only set ``stop``): a second signal cannot break the
+    saving of a recording in progress that follows.
+    """
+    why = ["stopped"]
+
+    def on_signal(signum, _frame) -> None:
+        if not stop.is_set():
+            why[0] = STOP_REASONS.get(signum, "stopped")
+        stop.set()
+
+    for sig in STOP_REASONS:
+        signal.signal(sig, on_signal)
     thread = threading.Thread(target=server.run, name="steplab-web", daemon=True)
     thread.start()
     try:
@@ -102,9 +128,8 @@ def serve_until_signalled(server, stop: threading.Event) -> None:
             if not thread.is_alive():
                 break
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.close()  # no new requests; the worker threads are daemons and end with the process
+    return why[0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,16 +157,16 @@ def run(args: argparse.Namespace) -> int:
             live.start()
         except DeviceError as exc:
             raise UserError(str(exc)) from None
+        reason = "stopped"
         try:
-            app = create_app(live)
+            app = create_app(live, trials_dir=trials_dir())
             holder.app = app.server
             rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
             print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})",
                   flush=True)
-            serve_until_signalled(server, stop)
+            reason = serve_until_signalled(server, stop)
         finally:
-            # hook for the records database: a recording in progress is finished and saved here
-            live.stop()
+            live.stop(reason)  # a recording in progress is finished and saved (on_trial_saved: the records hook)
             live.close()
     finally:
         server.close()

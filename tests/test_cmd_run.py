@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -111,4 +112,49 @@ def test_a_flood_of_half_open_local_connections_loses_no_sample():
         code, err = dash.stop()
     assert after["lost_samples"] == 0 and after["queue_dropped_samples"] == 0 and after["behind_samples"] == 0, after
     assert after["state"] == "streaming"
+    assert code == 0, err
+
+
+def _post_json(port: int, path: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_sigterm_saves_the_recording_in_progress_and_a_restart_finds_it(data_dir):
+    from steplab.acquisition.trial_file import read_trial
+
+    dash = Dashboard(_free_port())
+    try:
+        assert wait_for(dash.announced, 120), dash.lines
+        status, body = _post_json(dash.port, "/api/recordings", {"seconds": 60})
+        assert status == 201, body
+        assert _post_json(dash.port, "/api/recordings", {"seconds": 60})[0] == 409  # one at a time
+        assert _post_json(dash.port, "/api/recordings", {"seconds": -1})[0] == 400
+        assert wait_for(lambda: (dash.live()["recording"] or {}).get("samples", 0) > 1500, 30)
+    finally:
+        code, err = dash.stop()  # SIGTERM while recording
+    assert code == 0, err
+    trials = list((data_dir / "trials").glob("*.npz"))
+    assert [t.name for t in trials] == [body["out"]]
+    trial = read_trial(trials[0])
+    assert trial.meta["ended"] == "terminated" and trial.quality["lost_samples"] == 0
+    assert 1.5 <= trial.duration_s < 60
+    assert any("saved trial" in ln for ln in dash.lines)
+    again = Dashboard(_free_port())  # a restart finds the trial
+    try:
+        assert wait_for(again.announced, 120), again.lines
+        listed = _get_json(again.port, "/api/recordings")
+        assert listed["trials"] == [body["out"]] and listed["recording"] is None
+    finally:
+        code, err = again.stop()
     assert code == 0, err

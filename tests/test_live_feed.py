@@ -384,3 +384,31 @@ def test_every_rep_reported_live_matches_the_batch_analysis_of_the_same_trial():
             else:
                 assert got == pytest.approx(value, rel=REL_TOL, abs=1e-9), name
         assert lr.headline and all(lr.headline[k] == lr.metrics[k] for k in lr.headline)
+
+
+def test_a_recording_from_the_live_view_is_written_when_complete_and_the_view_resumes(tmp_path):
+    from steplab.acquisition.trial_file import read_trial
+
+    saved = []
+    rig = default_rig()
+    live = LiveFeed(SimulatedStepBox(rig, scenario="quiet", seed=8), rig,
+                    on_trial_saved=lambda path, trial, summary: saved.append((path, summary)))
+    live.start()
+    try:
+        assert live.wait_for_samples(200, 10)
+        out = live.start_recording(1.0, tmp_path / "trials")
+        assert live.recording is not None and live.recording["out"] == str(out)
+        assert wait_for(lambda: saved, 20)
+        assert wait_for(lambda: live.session.state == "running" and live.recording is None, 10)
+        n = live.samples
+        assert wait_for(lambda: live.samples > n + 200, 10)  # the live view goes on after the recording
+    finally:
+        live.stop()
+        live.close()
+    path, summary = saved[0]
+    assert path == out and summary["samples"] == 1000 and summary["lost_samples"] == 0
+    trial = read_trial(out)
+    assert trial.meta["ended"] == "complete" and trial.sample_index.size == 1000
+    assert (tmp_path / "trials" / (out.name + ".journal")).exists()
+    with pytest.raises(ValueError):
+        live.start_recording(0, tmp_path)
