@@ -533,6 +533,7 @@ class AcquisitionSession:
         t_start = time.monotonic()
         reader.send_command("info")
         last_info = t_start
+        last_position, last_progress = -1, t_start  # the timeline must advance while connected
         while True:
             if self._stop_requested.is_set():
                 return self._stop_reason or "stopped"
@@ -583,6 +584,12 @@ class AcquisitionSession:
                 return "disconnected"
             if rc is not None and st.stalled_since is not None and now - st.stalled_since > rc:
                 return "stalled"
+            if (tl.assembler is not None and tl.assembler.next_position != last_position) \
+                    or st.disconnected_since is not None or tl.awaiting_identity_since_ns is not None:
+                last_position = tl.assembler.next_position if tl.assembler is not None else -1
+                last_progress = now  # (an unplug and the identity check have their own limits)
+            elif rc is not None and tl.armed and now - last_progress > rc:
+                return "stalled"  # frames arrive (status, replies) but no samples: the device stopped streaming
             if not reader.running:
                 return "disconnected" if st.error is None else "error"
 

@@ -117,3 +117,58 @@ def test_bad_options_are_refused():
         _session(info_timeout_s=0)
     with pytest.raises(ValueError):
         _session(reconnect_timeout_s=-1)
+
+
+def test_a_device_that_sends_only_status_frames_ends_the_recording_as_stalled():
+    """Frames still arrive (status), so the link looks alive, but no sample comes: the session does not wait forever."""
+    import os
+    import threading
+    import tty
+
+    from steplab.acquisition import protocol
+    from steplab.acquisition.device import SerialStepBox
+
+    rig = default_rig()
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    stop = threading.Event()
+    info = protocol.encode_message_frame(protocol.FRAME_TYPE_INFO, boot_id=9, seq=0, device_time_us=0, payload={
+        "rig": rig.to_dict(), "rate_hz": 1000.0, "channels": 12, "serial": rig.serial, "firmware": "test"})
+    data = b"".join(protocol.encode_data_frame(boot_id=9, seq=1 + k, first_sample=10 * k, device_time_us=0,
+                                               counts=np.full((10, 12), k, np.int32)) for k in range(50))
+
+    def send(blob: bytes) -> None:
+        while blob and not stop.is_set():
+            try:
+                blob = blob[os.write(master, blob):]
+            except BlockingIOError:
+                stop.wait(0.01)
+
+    def device() -> None:
+        seq = 100
+        try:
+            send(info + data)
+            while not stop.wait(0.1):
+                seq += 1
+                send(protocol.encode_message_frame(protocol.FRAME_TYPE_STATUS, boot_id=9, seq=seq,
+                                                   device_time_us=0, payload={"streaming": False}))
+        except OSError:
+            pass
+
+    t = threading.Thread(target=device, daemon=True)
+    session = AcquisitionSession(SerialStepBox(os.ttyname(slave)), rig=rig, seconds=10, reconnect_timeout_s=1.0)
+    try:
+        session.start()
+        t.start()
+        assert session.wait_finished(20), (session.timeline.armed, session.stats, session.timeline.problem)
+        assert session.ended_reason == "stalled"
+        assert session.timeline.asm.samples == 500
+    finally:
+        if session.state == "running":
+            session.stop()
+        session.close()
+        stop.set()
+        t.join(5)
+        os.close(master)
+        os.close(slave)
