@@ -588,7 +588,8 @@ class AcquisitionSession:
                     or st.disconnected_since is not None or tl.awaiting_identity_since_ns is not None:
                 last_position = tl.assembler.next_position if tl.assembler is not None else -1
                 last_progress = now  # (an unplug and the identity check have their own limits)
-            elif rc is not None and tl.armed and now - last_progress > rc:
+            elif rc is not None and tl.armed and now - last_progress > rc + 2 * o["stall_timeout_s"]:
+                # (later than the reader's own stall path, which counts the stall and ends first when all is silent)
                 return "stalled"  # frames arrive (status, replies) but no samples: the device stopped streaming
             if not reader.running:
                 return "disconnected" if st.error is None else "error"
