@@ -123,3 +123,52 @@ def test_live_page_shows_the_left_right_share_and_live_reps(dash_duo):
             dash_duo.wait_for_element("#live-reps-table", timeout=10)
     finally:
         src.stop()
+
+
+def test_live_page_lists_the_reps_detected_live_with_their_headline_metrics(dash_duo):
+    """Step-downs (the simulated rig fast-forwarded 4x): each rep appears in the table as the feed reports it."""
+    import dataclasses
+
+    import numpy as np
+
+    from steplab.acquisition.sim_rig import SimulatedRigModel
+    from steplab.acquisition.sim_subject import Subject
+    from steplab.calibration.arrays import nominal_calibration
+
+    rig = default_rig()
+    empty = SimulatedRigModel(rig, Subject(), scenario="empty", seed=0).read_counts(2000).mean(axis=0)
+    cal = nominal_calibration(rig)
+    offsets = np.array(cal.offsets_counts, dtype=np.float64)
+    for p in range(cal.n_plates):
+        used = cal.channel_index[p] >= 0
+        offsets[p, used] = empty[cal.channel_index[p, used]]
+    box = SimulatedStepBox(rig, scenario="step-down", seed=5)
+    box.engine.time_scale = 4.0
+    src = LiveFeed(box, rig, calibration=dataclasses.replace(cal, offsets_counts=offsets), auto_tare=False)
+    src.start()
+    try:
+        app = create_app(src, interval_ms=200)
+        dash_duo.start_server(app)
+        dash_duo.wait_for_element("#live-reps-table", timeout=90)
+        deadline = time.time() + 15
+        rows = []
+        while time.time() < deadline:
+            rows = [r.text for r in dash_duo.find_elements("#live-reps-table tbody tr")]
+            if rows:
+                break
+            time.sleep(0.2)
+        assert rows, "no rep row"
+        first = src.reps[0]
+        newest_first = rows[-1]  # the table lists the newest rep first: the last row is rep 1
+        assert newest_first.split()[0] == "1" and newest_first.split()[1] == first.lead
+        shown = newest_first.split()[2:]
+        assert len(shown) == len(first.headline) >= 3
+        for text, value in zip(shown, first.headline.values()):
+            if value is None:
+                assert text == "—"
+            else:  # three significant digits on the page
+                assert float(text) == pytest.approx(value, rel=6e-3, abs=1e-12)
+        assert "analysis: " in dash_duo.find_element("#live-phase").text
+        assert "body weight" in dash_duo.find_element("#live-phase").text
+    finally:
+        src.stop()
