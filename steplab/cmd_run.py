@@ -14,6 +14,7 @@ import argparse
 import errno
 import ipaddress
 import signal
+import sys
 import threading
 
 from steplab.errors import UserError
@@ -136,10 +137,14 @@ def run(args: argparse.Namespace) -> int:
     if not (1 <= args.port <= 65535):
         raise UserError(f"--port {args.port} is outside 1..65535")
     try:
-        ipaddress.ip_address(args.host)
+        local = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         if args.host != "localhost":
             raise UserError(f"--host {args.host!r} is not an IP address") from None
+        local = True
+    if not local:
+        print(f"steplab: warning: listening on {args.host}: other computers on the network can reach the "
+              "dashboard and start recordings (it has no login yet)", file=sys.stderr, flush=True)
     from steplab.acquisition.device import DeviceError
     from steplab.acquisition.frame_decoder import warm_up as warm_decoder
     from steplab.analysis_pipeline import warm_up as warm_dsp
