@@ -122,3 +122,20 @@ def test_a_restart_that_keeps_its_boot_id_is_a_new_segment_with_an_estimated_pau
     assert gap.kind == "reset" and gap.estimated and gap.at_sample == 1150
     assert gap.length == 12_000 - 2000  # 12 s at 1 kHz minus the samples that came with the new process
     assert np.all(np.diff(index) > 0) and index[-1] + 1 == 1150 + gap.length + 2000
+
+
+def test_without_keeping_samples_every_block_still_reaches_the_listener_in_place():
+    frames = _frames(5, 0, 30)
+    kept = [f for i, f in enumerate(frames) if i not in (7, 8)]
+    seen = []
+    asm = TrialAssembler(channels=C, rate_hz=RATE, keep_samples=False,
+                         on_samples=lambda pos, counts: seen.append((pos.copy(), counts.copy())))
+    _feed(asm, kept)
+    positions = np.concatenate([p for p, _ in seen])
+    counts = np.concatenate([c for _, c in seen])
+    np.testing.assert_array_equal(positions, np.r_[0:70, 90:300])  # the lost frames are a gap, not a splice
+    assert asm.samples == positions.size and asm.lost_samples == 20
+    assert asm.arrays()[0].shape == (0, C)  # nothing kept
+    keeper = TrialAssembler(channels=C, rate_hz=RATE)
+    _feed(keeper, kept)
+    np.testing.assert_array_equal(keeper.arrays()[0], counts)  # the listener saw exactly what a trial keeps
