@@ -64,12 +64,30 @@ class SessionCountsSource:
             self._cond.notify_all()
 
     # -- the procedure's side --------------------------------------------------------
-    def command(self, cmd: str, **args) -> None:
-        """Send a command frame to the device (its reply arrives with later data)."""
+    def command(self, cmd: str, **args) -> int:
+        """Send a command frame to the device (its reply arrives with later data); returns its id."""
         try:
-            self.session.send_command(cmd, **args)
+            return self.session.send_command(cmd, **args)
         except SessionStateError:
             raise SourceError(f"device lost: {self._why()}") from None
+
+    @property
+    def replies(self) -> list[dict]:
+        """The device's last replies to commands (``{"id", "ok", …}``), oldest first (at most 64)."""
+        with self.session.lock:
+            return list(self.session.timeline.replies)
+
+    def reply_to(self, command_id: int, timeout_s: float = 2.0) -> dict | None:
+        """The device's reply to the command with ``command_id`` (None if none came within ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for r in self.replies:
+                if r.get("id") == command_id:
+                    return r
+            if self.session.finished:
+                break
+            time.sleep(0.02)
+        return None
 
     def info(self, timeout_s: float = 10.0) -> dict | None:
         """The device's answer to ``info`` (None if it does not answer within ``timeout_s``)."""

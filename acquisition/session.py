@@ -32,6 +32,7 @@ count) continues; another device ends the session (``foreign_device``).
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -108,6 +109,7 @@ class SessionTimeline:
         self.foreign_channels: tuple[int, float] | None = None  # (channels, monotonic s) of the last foreign frames
         self.foreign_samples_unarmed = 0
         self.problem: str | None = None
+        self.replies: collections.deque[dict] = collections.deque(maxlen=64)  # the device's last command replies
 
     @property
     def armed(self) -> bool:
@@ -193,6 +195,8 @@ class SessionTimeline:
             self.oversize += chunk.oversize
             self.bytes_discarded += chunk.bytes_discarded
         for msg in chunk.messages:
+            if msg.frame_type == protocol.FRAME_TYPE_REPLY:
+                self.replies.append(dict(msg.payload))
             if ((msg.frame_type == protocol.FRAME_TYPE_INFO
                  or (msg.frame_type == protocol.FRAME_TYPE_REPLY and msg.payload.get("ok", True)))
                     and "rig" in msg.payload):
