@@ -124,8 +124,8 @@ def test_drop_landing_symmetry_and_whole_body():
     fcont = lambda x: 70.0 * d * math.sin(math.pi * x / tl) + bw * x / tl  # noqa: E731
     imp = {}
     for side, frac in (("left", 0.6), ("right", 0.4)):
-        tc = optimize.brentq(lambda x: frac * fcont(x) - 20.0, 0.0, tl / 2)
-        imp[side] = integrate.quad(lambda x: frac * fcont(x), tc, tc + 0.1)[0] / bw
+        tc = optimize.brentq(lambda x, frac=frac: frac * fcont(x) - 20.0, 0.0, tl / 2)
+        imp[side] = integrate.quad(lambda x, frac=frac: frac * fcont(x), tc, tc + 0.1)[0] / bw
         assert m[f"impulse_100ms_bw_s_{side}"] == pytest.approx(imp[side], rel=2e-3)
     si = (imp["right"] - imp["left"]) / (0.5 * (imp["right"] + imp["left"])) * 100
     assert m["impulse_100ms_bw_s_symmetry_index_pct"] == pytest.approx(si, abs=0.2)
