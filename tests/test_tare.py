@@ -141,3 +141,28 @@ def test_works_on_a_merged_split_box_calibration_and_refuses_foreign_channels():
         LiveTare(rig, alien, RATE, calibrated=True)
     with pytest.raises(ValueError, match="CalibrationArrays"):
         LiveTare(rig, dataclasses.asdict(AutoTarePolicy()), RATE, calibrated=True)
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_live_tare_does_what_the_live_view_did_plate_by_plate(calibrated):
+    """The policy moved out of the screen layer unchanged: one AutoTare per rig plate, built as the
+    live view built them (offsets of the plate's slots, nominal sensitivities, 10 N or 3 % of capacity)."""
+    rig = default_rig()
+    cal = nominal_calibration(rig)
+    old = [AutoTare(cal.offsets_counts[p, :len(plate.cells)], [c.nominal_counts_per_n for c in plate.cells], RATE,
+                    unloaded_max_n=10.0 if calibrated else 0.03 * plate.capacity_n)
+           for p, plate in enumerate(rig.plates)]
+    live = LiveTare(rig, cal, RATE, calibrated=calibrated)
+    zero = np.zeros(rig.channels)
+    zero[list(rig.plate("floor_left").channels)] = 120.0 / 4 * 4000.0  # 120 N of zero balance on one plate
+    n = 25_000
+    counts = _counts(rig, n, zero_counts=zero, loads_n={"box": np.r_[np.zeros(n // 2), np.full(n - n // 2, 600.0)]})
+    offsets = np.array(cal.offsets_counts)
+    for i in range(0, n, 50):
+        block = counts[i:i + 50]
+        for p, (plate, tare) in enumerate(zip(rig.plates, old)):
+            if tare.update(block[:, cal.channel_index[p, :len(plate.cells)]]) is not None:
+                offsets[p, :len(plate.cells)] = tare.offsets_counts
+        live.update(block)
+    np.testing.assert_array_equal(live.calibration.offsets_counts, offsets)
+    assert live.retares >= 2
