@@ -9,8 +9,9 @@ frame must be where the previous one ended, so:
   of missing samples);
 * a smaller index is a duplicate only when the frame is a replay of one already
   taken: the same first sample, sample count, device time and counts as one of
-  the last ``REPLAY_WINDOW_FRAMES`` frames kept in this segment.  It is dropped
-  (never mixed in) and its samples are counted in ``duplicate_samples``;
+  the last ``REPLAY_WINDOW_FRAMES`` frames kept in this segment, and either that
+  frame's ``seq`` or a newer one (a retransmission numbered anew).  It is
+  dropped (never mixed in) and its samples are counted in ``duplicate_samples``;
 * a different ``boot_id`` is a device reset: a new segment starts at that frame
   (``Reset``); frames that later still carry an earlier boot_id are stale and
   dropped like duplicates;
@@ -124,23 +125,38 @@ def frame_checksums(frames: np.ndarray, counts: np.ndarray | None) -> np.ndarray
     return csum[start + frames["samples"].astype(np.int64)] - csum[start]
 
 
+def _seq_newer(seq: int, than: int) -> bool:
+    """``seq`` comes after ``than`` in the 32-bit sequence (wrap-aware)."""
+    return 0 < (seq - than) % 2**32 < _HALF_U32
+
+
 class _RecentFrames:
-    """The last ``size`` frames kept in the current segment: first sample, samples, device time, checksum."""
+    """The last ``size`` frames kept in the current segment: first sample, samples, device time, checksum, seq."""
 
     def __init__(self, size: int = REPLAY_WINDOW_FRAMES) -> None:
         self.size = size
         self.clear()
 
     def clear(self) -> None:
-        self._rows = np.zeros((0, 4), dtype=np.int64)
+        self._rows = np.zeros((0, 5), dtype=np.int64)
 
-    def add(self, first: np.ndarray, samples: np.ndarray, time_us: np.ndarray, checksum: np.ndarray) -> None:
-        new = np.stack([first, samples, time_us, checksum], axis=1).astype(np.int64)
+    def add(self, first: np.ndarray, samples: np.ndarray, time_us: np.ndarray, checksum: np.ndarray,
+            seq: np.ndarray) -> None:
+        new = np.stack([first, samples, time_us, checksum, seq], axis=1).astype(np.int64)
         self._rows = np.concatenate([self._rows, new])[-self.size:]
 
-    def has(self, first: int, samples: int, time_us: int, checksum: int) -> bool:
+    def is_replay(self, first: int, samples: int, time_us: int, checksum: int, seq: int, last_seq: int) -> bool:
+        """The same samples again: a kept frame's index, size, time and counts, with its seq or a newer one.
+
+        A restarted device numbers its frames from 0 again, so its seq is older
+        than the last one kept; a true replay repeats the frame's own seq, and a
+        retransmission numbered anew carries a newer one.
+        """
         r = self._rows
-        return bool(np.any((r[:, 0] == first) & (r[:, 1] == samples) & (r[:, 2] == time_us) & (r[:, 3] == checksum)))
+        same = (r[:, 0] == first) & (r[:, 1] == samples) & (r[:, 2] == time_us) & (r[:, 3] == checksum)
+        if not same.any():
+            return False
+        return bool(np.any(r[same, 4] == seq)) or _seq_newer(seq, last_seq)
 
 
 def kept_samples(frames: np.ndarray, counts: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +286,7 @@ class StreamTracker:
             self.next_sample = int(first[-1] + samples[-1])
             self._last_seq = int(seqs[-1])
             self._last_time_us = int(times[-1])
-            self._recent.add(first, samples, times, checks)
+            self._recent.add(first, samples, times, checks, seqs)
             self.frames_kept += n
             self.samples_kept += int(samples.sum())
             return np.ones(n, dtype=bool), np.full(n, self.segments, dtype=np.int64)
@@ -296,7 +312,7 @@ class StreamTracker:
             else:
                 assert self.next_sample is not None and self._last_seq is not None and self._last_time_us is not None
                 if f < self.next_sample:
-                    if self._recent.has(f, s, t, int(checks[i])):
+                    if self._recent.is_replay(f, s, t, int(checks[i]), seq, self._last_seq):
                         ev.duplicate_samples += s  # a replay of a frame already taken
                         self.duplicate_samples += s
                         continue
@@ -324,5 +340,5 @@ class StreamTracker:
             keep[i] = True
             self.frames_kept += 1
             self.samples_kept += s
-            self._recent.add(first[i:i + 1], samples[i:i + 1], times[i:i + 1], checks[i:i + 1])
+            self._recent.add(first[i:i + 1], samples[i:i + 1], times[i:i + 1], checks[i:i + 1], seqs[i:i + 1])
         return keep, segs

@@ -298,3 +298,16 @@ def test_faulty_link_never_accepts_corruption_and_accounts_every_lost_sample(sc)
     boots_seen = [next(s[2] for s in sent if s[6] == g) for g in segs_seen]
     assert tr.segments == len(segs_seen)
     assert [(r.old_boot_id, r.new_boot_id) for r in resets] == list(zip(boots_seen[:-1], boots_seen[1:]))
+
+
+def test_a_restart_that_repeats_index_time_and_counts_is_told_from_a_replay_by_its_older_seq():
+    """A deterministic device (the simulator with the same seed) restarted with its old boot id: the same
+    bytes but for seq, which restarts low.  A replay repeats its own seq or, renumbered, a newer one."""
+    w = [frame(100 + i, 4 * i) for i in range(20)]
+    restarted = frame(3, 4 * 5)  # the frame of samples 20..23 again, numbered as the restarted device numbers it
+    tr, (ev,) = run(b"".join(w) + restarted)
+    assert ev.duplicate_samples == 0 and [r.reason for r in ev.resets] == ["sample_index_backwards"]
+    tr, (ev,) = run(b"".join(w) + w[5])  # the very same frame: a replay
+    assert ev.duplicate_samples == 4 and ev.resets == []
+    tr, (ev,) = run(b"".join(w) + frame(120, 4 * 5))  # renumbered after the last seq (119): a retransmission
+    assert ev.duplicate_samples == 4 and ev.resets == []
