@@ -30,6 +30,7 @@ losses the tracker can know of.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,32 +132,52 @@ def _seq_newer(seq: int, than: int) -> bool:
 
 
 class _RecentFrames:
-    """The last ``size`` frames kept in the current segment: first sample, samples, device time, checksum, seq."""
+    """The last ``size`` (or a few more) frames kept in the current segment, with their counts.
+
+    Kept as the runs they arrived in (no copy, nothing computed per chunk): the
+    checksums are only computed when a frame that runs backwards has to be
+    compared with them, which is rare.
+    """
 
     def __init__(self, size: int = REPLAY_WINDOW_FRAMES) -> None:
         self.size = size
         self.clear()
 
     def clear(self) -> None:
-        self._rows = np.zeros((0, 5), dtype=np.int64)
+        self._runs: deque[tuple[np.ndarray, np.ndarray | None]] = deque()
+        self._n = 0
 
-    def add(self, first: np.ndarray, samples: np.ndarray, time_us: np.ndarray, checksum: np.ndarray,
-            seq: np.ndarray) -> None:
-        new = np.stack([first, samples, time_us, checksum, seq], axis=1).astype(np.int64)
-        self._rows = np.concatenate([self._rows, new])[-self.size:]
+    def add(self, frames: np.ndarray, counts: np.ndarray | None) -> None:
+        """Frames kept (FRAME_DTYPE, ``offset`` into ``counts``) and their run's counts (or None)."""
+        if frames.size == 0:
+            return
+        self._runs.append((frames, counts))
+        self._n += frames.size
+        while self._runs and self._n - self._runs[0][0].size >= self.size:
+            self._n -= self._runs.popleft()[0].size
 
-    def is_replay(self, first: int, samples: int, time_us: int, checksum: int, seq: int, last_seq: int) -> bool:
-        """The same samples again: a kept frame's index, size, time and counts, with its seq or a newer one.
+    def is_replay(self, one: np.ndarray, counts: np.ndarray | None, last_seq: int) -> bool:
+        """``one`` (a 1-row FRAME_DTYPE slice, offset into ``counts``) repeats a kept frame.
 
-        A restarted device numbers its frames from 0 again, so its seq is older
-        than the last one kept; a true replay repeats the frame's own seq, and a
-        retransmission numbered anew carries a newer one.
+        The same index, size, time and counts, with that frame's seq or a newer
+        one.  A restarted device numbers its frames from 0 again, so its seq is
+        older than the last one kept; a true replay repeats the frame's own seq,
+        and a retransmission numbered anew carries a newer one.
         """
-        r = self._rows
-        same = (r[:, 0] == first) & (r[:, 1] == samples) & (r[:, 2] == time_us) & (r[:, 3] == checksum)
-        if not same.any():
-            return False
-        return bool(np.any(r[same, 4] == seq)) or _seq_newer(seq, last_seq)
+        check = int(frame_checksums(one, counts)[0])
+        seq = int(one["seq"][0])
+        for frames, run_counts in reversed(self._runs):
+            same = ((frames["first_sample"] == one["first_sample"][0]) & (frames["samples"] == one["samples"][0])
+                    & (frames["device_time_us"] == one["device_time_us"][0]))
+            if not same.any():
+                continue
+            candidates = frames[same]
+            same_counts = frame_checksums(candidates, run_counts) == check
+            if not same_counts.any():
+                continue
+            if bool(np.any(candidates["seq"][same_counts] == seq)) or _seq_newer(seq, last_seq):
+                return True
+        return False
 
 
 def kept_samples(frames: np.ndarray, counts: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +298,6 @@ class StreamTracker:
         boots = frames["boot_id"]
         seqs = frames["seq"].astype(np.int64)
         times = frames["device_time_us"].astype(np.int64)
-        checks = frame_checksums(frames, counts)
         # Fast path: one boot, every frame where the previous one ended, seq and device time rising.
         if (n and self.boot_id is not None and bool((boots == self.boot_id).all())
                 and first[0] == self.next_sample and bool((first[1:] == first[:-1] + samples[:-1]).all())
@@ -286,7 +306,7 @@ class StreamTracker:
             self.next_sample = int(first[-1] + samples[-1])
             self._last_seq = int(seqs[-1])
             self._last_time_us = int(times[-1])
-            self._recent.add(first, samples, times, checks, seqs)
+            self._recent.add(frames, counts)
             self.frames_kept += n
             self.samples_kept += int(samples.sum())
             return np.ones(n, dtype=bool), np.full(n, self.segments, dtype=np.int64)
@@ -312,7 +332,7 @@ class StreamTracker:
             else:
                 assert self.next_sample is not None and self._last_seq is not None and self._last_time_us is not None
                 if f < self.next_sample:
-                    if self._recent.is_replay(f, s, t, int(checks[i]), seq, self._last_seq):
+                    if self._recent.is_replay(frames[i:i + 1], counts, self._last_seq):
                         ev.duplicate_samples += s  # a replay of a frame already taken
                         self.duplicate_samples += s
                         continue
@@ -340,5 +360,5 @@ class StreamTracker:
             keep[i] = True
             self.frames_kept += 1
             self.samples_kept += s
-            self._recent.add(first[i:i + 1], samples[i:i + 1], times[i:i + 1], checks[i:i + 1], seqs[i:i + 1])
+            self._recent.add(frames[i:i + 1], counts)
         return keep, segs
