@@ -13,6 +13,7 @@ import os
 import secrets
 import select
 import sys
+import threading
 import time
 import tty
 from collections.abc import Callable
@@ -345,7 +346,8 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                    unplug_after_s: float | None = None, unplug_for_s: float = 2.0,
                    reset_after_s: float | None = None, out: TextIO = sys.stdout,
                    clock: Callable[[], float] = time.monotonic,
-                   max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+                   max_pending_bytes: int = MAX_PENDING_BYTES,
+                   reset_request: threading.Event | None = None) -> None:
     """Serve ``engine`` on a pseudo-terminal until ``seconds`` pass (or forever).
 
     Prints ``port: /dev/pts/N`` (and again after each re-plug).  ``link`` keeps a
@@ -354,7 +356,8 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
     removed only if it is still ours.  A ``link`` that exists and is not a
     symlink, or whose folder is missing, raises LinkError before anything starts.
     ``unplug_after_s`` closes the pty (the host sees exactly the Linux unplug
-    error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device.
+    error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device, and so
+    does setting ``reset_request`` (the reset button: ``steplab simulate`` sets it on SIGUSR1).
     ``max_pending_bytes`` is the device's transmit buffer: what does not fit
     while the host is not reading is lost on the device (counted as overruns).
     """
@@ -384,6 +387,10 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                 break
             if reset_after_s is not None and not did_reset and elapsed >= reset_after_s:
                 did_reset = True
+                engine.reset(now)
+                print("event: reset", file=out, flush=True)
+            if reset_request is not None and reset_request.is_set():
+                reset_request.clear()
                 engine.reset(now)
                 print("event: reset", file=out, flush=True)
             if unplug_after_s is not None and not did_unplug and elapsed >= unplug_after_s:

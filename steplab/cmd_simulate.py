@@ -6,6 +6,7 @@ import argparse
 import math
 import signal
 import sys
+import threading
 
 from steplab.errors import UserError
 
@@ -17,7 +18,8 @@ def register(sub) -> None:
         "simulate",
         help="run the simulated step box on a pseudo-terminal",
         description="Serve the physics-based simulated step box on a pseudo-terminal. The first line on "
-        "stdout is 'port: /dev/pts/N'; it streams frames until killed or until --seconds pass.",
+        "stdout is 'port: /dev/pts/N'; it streams frames until killed or until --seconds pass. "
+        "SIGUSR1 reboots the device at once (its reset button): a new boot id, the sample index from 0.",
     )
     p.add_argument("--pty", action="store_true", required=True, help="serve on a pseudo-terminal (the only transport)")
     p.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate in Hz (default: the rig's, 1000)")
@@ -110,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, _terminate)
+    reset_button = threading.Event()  # SIGUSR1: reboot the device now (tests time a reset inside a recording)
+    signal.signal(signal.SIGUSR1, lambda *_: reset_button.set())
     try:
         run_pty_server(engine, seconds=args.seconds, link=args.link, unplug_after_s=args.unplug_after,
-                       unplug_for_s=args.unplug_for, reset_after_s=args.reset_after)
+                       unplug_for_s=args.unplug_for, reset_after_s=args.reset_after, reset_request=reset_button)
     except LinkError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:

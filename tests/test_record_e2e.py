@@ -93,9 +93,21 @@ def test_unplug_and_replug_records_the_gap_and_loses_nothing_else(sim_process, t
 
 
 def test_a_device_reset_mid_stream_starts_a_new_segment(sim_process, tmp_path):
-    sim = sim_process("--seconds", "60", "--seed", "2", "--reset-after", "3")
+    sim = sim_process("--seconds", "60", "--seed", "2")
     out = tmp_path / "reset.npz"
-    summary = _record(sim.port, 6, out)
+    proc = subprocess.Popen(steplab_cmd("record", "--device", sim.port, "--seconds", "6", "--out", str(out), "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the reset button once the recording is under way (not at a fixed time: a busy machine starts late)
+        assert wait_for(lambda: _journaled_samples_after_info(tmp_path / "reset.npz.journal") >= 1500, 60, 0.2)
+        sim.proc.send_signal(signal.SIGUSR1)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
     trial = read_trial(out)
     segs = trial.quality["segments"]
     assert len(segs) == 2 and segs[0]["boot_id"] != segs[1]["boot_id"]
@@ -226,7 +238,12 @@ def test_ctrl_c_during_the_handshake_exits_130_and_leaves_nothing(tmp_path):
 
 
 def _journaled_samples_after_info(journal) -> int:
-    """Samples journaled after the rig described itself (the recording is under way by then)."""
+    """Samples journaled after the rig answered the recorder's ``info`` (the recording is under way by then).
+
+    Not after the info frame the device sends at power-up: a port opened late first delivers seconds of
+    backlog, from before the recording was armed.
+    """
+    from steplab.acquisition import protocol
     from steplab.acquisition.frame_decoder import FrameDecoder
     from steplab.acquisition.journal import JournalError, read_journal
 
@@ -239,7 +256,7 @@ def _journaled_samples_after_info(journal) -> int:
         if rec.kind == b"D":
             chunk = dec.feed(rec.payload)
             n += chunk.n_samples if seen else 0
-            seen = seen or any("rig" in m.payload for m in chunk.messages)
+            seen = seen or any(m.frame_type == protocol.FRAME_TYPE_REPLY and "rig" in m.payload for m in chunk.messages)
     return n
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import steplab_cmd, wait_for
 
+from steplab.acquisition import protocol
 from steplab.acquisition.frame_decoder import FrameDecoder
 from steplab.acquisition.journal import JournalError, read_journal
 from steplab.acquisition.recorder import recover
@@ -95,7 +96,7 @@ def _start_record(port, out, seconds, ignore=()):
 
 
 def _samples_after_the_handshake(journal) -> int:
-    """Samples journaled after the rig described itself (the recording is armed by then)."""
+    """Samples journaled after the rig answered the recorder's ``info`` (the recording is armed by then)."""
     try:
         records = read_journal(journal).records
     except JournalError:
@@ -107,7 +108,8 @@ def _samples_after_the_handshake(journal) -> int:
         chunk = dec.feed(rec.payload)
         if seen_info:
             n += chunk.n_samples
-        seen_info = seen_info or any("rig" in m.payload for m in chunk.messages)
+        seen_info = seen_info or any(m.frame_type == protocol.FRAME_TYPE_REPLY and "rig" in m.payload
+                                     for m in chunk.messages)
     return n
 
 
