@@ -412,3 +412,21 @@ def test_a_recording_from_the_live_view_is_written_when_complete_and_the_view_re
     assert (tmp_path / "trials" / (out.name + ".journal")).exists()
     with pytest.raises(ValueError):
         live.start_recording(0, tmp_path)
+
+
+def test_a_short_gap_is_bridged_for_the_analysis_and_a_long_one_restarts_it():
+    rig = default_rig()
+    live = _feed(rig)  # max_bridge_s 0.1 s = 100 samples at 1 kHz
+    fr = Frames()
+    dec = FrameDecoder()
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 500)), 0)
+    first = live._analyzer
+    ingest(live, dec.feed(fr.run(550, 450)), 1)  # 50 samples lost: bridged
+    snap = live.snapshot()
+    assert snap.bridged_samples == 50 and snap.analysis_restarts == 0 and live._analyzer is first
+    assert first.n_samples == 1000  # the analyzer saw a continuous stretch
+    ingest(live, dec.feed(fr.run(1500, 500)), 2)  # 500 samples lost: longer than a bridge
+    snap = live.snapshot()
+    assert snap.bridged_samples == 50 and snap.analysis_restarts == 1 and live._analyzer is not first
+    assert live._analyzer.n_samples == 500 and live._analyzer_t0_s == pytest.approx(1.5)
+    assert snap.lost_samples == 550 and snap.samples == 1450
