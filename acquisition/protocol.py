@@ -17,6 +17,9 @@ import zlib
 
 import numpy as np
 
+from steplab.constants import ADC_MAX_COUNTS as COUNTS_MAX  # largest 24-bit signed value
+from steplab.constants import ADC_MIN_COUNTS as COUNTS_MIN  # smallest 24-bit signed value
+
 from . import _decoder_kernels as _k
 
 PROTOCOL_VERSION = 1
@@ -45,9 +48,6 @@ FLAG_CLIPPING = 1 << 0  # a sample in this frame is at (or was beyond) ADC full 
 FLAG_OVERRUN = 1 << 1  # the device dropped samples internally before this frame
 FLAG_SIMULATED = 1 << 2  # the frame comes from a simulated device
 KNOWN_FLAGS = FLAG_CLIPPING | FLAG_OVERRUN | FLAG_SIMULATED
-
-COUNTS_MAX = 2**23 - 1  # largest 24-bit signed value
-COUNTS_MIN = -(2**23)  # smallest 24-bit signed value
 
 COMMANDS = ("info", "start", "stop", "set_rate", "tare_hint", "place_mass", "clear_masses")
 

@@ -1,16 +1,21 @@
 """The reader thread: port → journal → decoder → a bounded queue.
 
-Lifecycle (as pyacq's nodes): configure (constructor) → start → stop.  One
+Lifecycle: configure (constructor) → start → stop, and start again after a
+stop (a restart reads again: every start clears the stop request).  One
 thread owns the port.  It reads in bulk, appends every byte to the journal
 *before* decoding, decodes with the numba frame decoder, and hands decoded
 chunks on through a bounded queue that counts what it has to drop (a consumer
 that falls behind loses chunks, never silently: the samples show as gaps at
-their exact positions downstream, and the journal still holds them).  After an
-unplug it reconnects with back-off; a watchdog notices a silent stall.
+their exact positions downstream, and the journal still holds them).  Link
+events ("reconnected") are never dropped: they bypass the bound, in order with
+the data around them, so back-pressure cannot let data of a re-plugged device
+through before its identity is checked.  After an unplug it reconnects with
+back-off; a watchdog notices a silent stall.
 """
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -55,6 +60,70 @@ class ReaderStats:
     events: list = field(default_factory=list)
 
 
+class ReadQueue:
+    """The reader's queue: at most ``maxsize`` data items, events always accepted.
+
+    ``put_data`` refuses (returns False) when ``maxsize`` data items wait;
+    ``put_event`` always appends (events are rare: one per re-plug), so an event
+    is never lost and keeps its place between the data items.  ``get`` and
+    ``get_nowait`` raise ``queue.Empty`` like ``queue.Queue``.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"queue size {maxsize!r} must be at least 1")
+        self.maxsize = int(maxsize)
+        self._items: collections.deque[ReadItem] = collections.deque()
+        self._data = 0
+        self._cond = threading.Condition()
+
+    def put_data(self, item: ReadItem) -> bool:
+        with self._cond:
+            if self._data >= self.maxsize:
+                return False
+            self._items.append(item)
+            self._data += 1
+            self._cond.notify()
+            return True
+
+    def put_event(self, item: ReadItem) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> ReadItem:
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if not self._items:
+                raise queue.Empty
+            return self._pop()
+
+    def get_nowait(self) -> ReadItem:
+        with self._cond:
+            if not self._items:
+                raise queue.Empty
+            return self._pop()
+
+    def _pop(self) -> ReadItem:
+        item = self._items.popleft()
+        if item.chunk is not None:
+            self._data -= 1
+        return item
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._items
+
+    def qsize(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def full(self) -> bool:
+        with self._cond:
+            return self._data >= self.maxsize
+
+
 class AcquisitionReader:
     """Owns the device and the journal while running."""
 
@@ -62,7 +131,7 @@ class AcquisitionReader:
                  stall_timeout_s: float = 2.0, reconnect_backoff_s: tuple[float, ...] = RECONNECT_BACKOFF_S):
         self.device = device
         self.journal = journal
-        self.queue: queue.Queue[ReadItem] = queue.Queue(maxsize=queue_size)
+        self.queue = ReadQueue(queue_size)
         self.stall_timeout_s = stall_timeout_s
         self.reconnect_backoff_s = reconnect_backoff_s
         self.decoder = FrameDecoder()
@@ -74,11 +143,27 @@ class AcquisitionReader:
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
+        """Start (or, after ``stop``, restart) the reader thread on the open device.
+
+        A restart clears the stop request, the statistics and the decoder's
+        partial frame (bytes of the earlier run never join the new one).
+        """
+        if self.running:
+            raise RuntimeError("the reader is already running")
+        self._stop.clear()
+        if self.stats.state != "idle":
+            self.stats = ReaderStats()
+            self.decoder = FrameDecoder()
         self.stats.state = "streaming"
         self._thread = threading.Thread(target=self._run, name="steplab-reader", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop (returns at once; safe from a signal handler)."""
+        self._stop.set()
+
     def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread, waiting at most ``timeout_s`` (a read returns within its ~50 ms timeout)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -150,9 +235,7 @@ class AcquisitionReader:
                         st.stalled_since = None
                         self._event("resumed")
                     st.state = "streaming"
-                try:
-                    self.queue.put_nowait(ReadItem(t_ns, chunk))
-                except queue.Full:
+                if not self.queue.put_data(ReadItem(t_ns, chunk)):
                     st.queue_dropped_chunks += 1
                     st.queue_dropped_samples += chunk.n_samples
             if self.journal is not None:
@@ -173,10 +256,8 @@ class AcquisitionReader:
             if self._stop.wait(delay):
                 return False
             if self.device.reopen():
-                try:  # in order with the data: nothing the re-plugged device sends comes before it
-                    self.queue.put(ReadItem(time.time_ns(), None, "reconnected"), timeout=1.0)
-                except queue.Full:
-                    self.stats.queue_dropped_chunks += 1
+                # in order with the data, never dropped: nothing the re-plugged device sends comes before it
+                self.queue.put_event(ReadItem(time.time_ns(), None, "reconnected"))
                 self.stats.reconnects += 1
                 self.stats.state = "streaming"
                 self.stats.disconnected_since = None

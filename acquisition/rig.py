@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
+
+from steplab.constants import ADC_FULL_SCALE_COUNTS as ADC_FULL_SCALE_COUNTS  # re-exported: 24-bit signed converter
 
 RIG_FORMAT_VERSION = 1
 PLATE_ROLES = ("box", "floor_left", "floor_right")
-ADC_FULL_SCALE_COUNTS = 2**23 - 1  # 24-bit signed converter
 
 
 class RigError(ValueError):
@@ -113,8 +116,8 @@ class Rig:
                     role=str(p.get("role", p["name"])),
                     width_mm=float(p["width_mm"]),
                     length_mm=float(p["length_mm"]),
-                    centre_mm=tuple(float(v) for v in p["centre_mm"]),
-                    cells=tuple(Cell(**{k: (float(v) if k not in ("name", "channel") else v) for k, v in c.items()}) for c in p["cells"]),
+                    centre_mm=cast("tuple[float, float, float]", tuple(float(v) for v in p["centre_mm"])),  # length checked by validate
+                    cells=tuple(Cell(**_cell_fields(c)) for c in p["cells"]),
                 )
                 for p in d["plates"]
             )
@@ -129,32 +132,59 @@ class Rig:
             )
         except RigError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RigError(f"rig description is incomplete or malformed: {exc}") from None
         rig.validate()
         return rig
 
     def validate(self) -> None:
-        if self.channels < 1 or self.channels > 64:
+        """Refuse a description nothing downstream could use (RigError, one line naming what is wrong).
+
+        Checked once, at the edge (``from_dict``, so every rig file and every
+        device-reported rig): at least one plate; every number finite; plate
+        sizes and cell capacities positive; ``centre_mm`` three numbers; every
+        channel an integer in range and used once.
+        """
+        if isinstance(self.channels, bool) or not isinstance(self.channels, int) or not (1 <= self.channels <= 64):
             raise RigError(f"channel count {self.channels} is out of range 1..64")
-        if not (1.0 <= self.sample_rate_hz <= 20000.0):
+        if not (1.0 <= self.sample_rate_hz <= 20000.0):  # also refuses NaN
             raise RigError(f"sample rate {self.sample_rate_hz} Hz is out of range 1..20000")
+        if not (math.isfinite(self.box_height_mm) and 0.0 <= self.box_height_mm <= 1000.0):
+            raise RigError(f"box height {self.box_height_mm} mm must be a number in 0..1000")
+        if not self.plates:
+            raise RigError("the rig has no plates; at least one is needed")
         seen: set[int] = set()
         names: set[str] = set()
         for p in self.plates:
             if p.name in names:
                 raise RigError(f"plate name {p.name!r} is used twice")
             names.add(p.name)
+            for what, v in (("width_mm", p.width_mm), ("length_mm", p.length_mm)):
+                if not (math.isfinite(v) and 0.0 < v <= 10_000.0):
+                    raise RigError(f"plate {p.name!r}: {what} {v} must be a positive number of millimetres (at most 10 m)")
+            if len(p.centre_mm) != 3 or not all(math.isfinite(v) for v in p.centre_mm):
+                raise RigError(f"plate {p.name!r}: centre_mm must be three finite numbers [x, y, z], "
+                               f"not {list(p.centre_mm)}")
             if len(p.cells) < 3:
                 raise RigError(f"plate {p.name!r} has {len(p.cells)} cells; at least 3 are needed for a COP")
             for c in p.cells:
+                if isinstance(c.channel, bool) or not isinstance(c.channel, int):
+                    raise RigError(f"cell {c.name!r} of plate {p.name!r}: channel {c.channel!r} is not an integer")
+                if not (math.isfinite(c.x_mm) and math.isfinite(c.y_mm)):
+                    raise RigError(f"cell {c.name!r} of plate {p.name!r}: x_mm and y_mm must be finite numbers")
                 if not (0 <= c.channel < self.channels):
                     raise RigError(f"cell {c.name!r} of plate {p.name!r} is on channel {c.channel}, outside 0..{self.channels - 1}")
                 if c.channel in seen:
                     raise RigError(f"channel {c.channel} is mapped to more than one cell")
-                if not c.capacity_n > 0 or not c.nominal_counts_per_n > 0:
+                if not (math.isfinite(c.capacity_n) and c.capacity_n > 0
+                        and math.isfinite(c.nominal_counts_per_n) and c.nominal_counts_per_n > 0):
                     raise RigError(f"cell {c.name!r} needs a positive capacity and sensitivity")
                 seen.add(c.channel)
+
+
+def _cell_fields(c: dict) -> dict[str, Any]:
+    """A rig file's cell object as Cell arguments: numbers as floats, name and channel as given (validate checks them)."""
+    return {k: (float(v) if k not in ("name", "channel") else v) for k, v in c.items()}
 
 
 def _four_cells(first_channel: int, half_w: float, half_l: float, prefix: str) -> tuple[Cell, ...]:

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import expm
 
+from steplab.constants import ADC_FULL_SCALE_COUNTS
+
 from ._sim_kernels import counts_from_signal, plate_resonance
-from .rig import ADC_FULL_SCALE_COUNTS, Plate, Rig
+from .rig import Plate, Rig
 
 OVERLOAD_FACTOR = 1.5  # mechanical overload stop of a cell, × capacity
 DRIFT_TIME_CONSTANT_S = 1200.0  # warm-up drift approaches its final value with this time constant

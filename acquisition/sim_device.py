@@ -13,13 +13,12 @@ import os
 import secrets
 import select
 import sys
+import threading
 import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
-
-import numpy as np
 
 from . import protocol
 from .fault_injection import FaultInjector
@@ -51,25 +50,45 @@ def default_samples_per_frame(rate_hz: float) -> int:
     return max(1, int(round(rate_hz / 100.0)))
 
 
-def _new_boot_id(rng: np.random.Generator) -> int:
-    return int(rng.integers(1, 2**32 - 1))
+BOOT_ID_MIN, BOOT_ID_MAX = 1, 2**32 - 1  # boot id 0 is the host's (protocol.md § 3)
+
+
+def new_boot_id() -> int:
+    """A fresh random boot id, as a device draws one at every power-up (never from the seed).
+
+    A boot id derived from the seed would repeat when the simulator is started
+    again with the same seed, and the host would splice the new process into
+    the old one's recording (issue 11.1).
+    """
+    return BOOT_ID_MIN + secrets.randbelow(BOOT_ID_MAX - BOOT_ID_MIN + 1)
+
+
+def check_boot_id(boot_id: int) -> int:
+    """A fixed boot id given by a test or ``--boot-id``: an integer in 1..2**32-1 (ValueError otherwise)."""
+    if isinstance(boot_id, bool) or not isinstance(boot_id, int) or not (BOOT_ID_MIN <= boot_id <= BOOT_ID_MAX):
+        raise ValueError(f"boot id {boot_id!r} must be an integer in {BOOT_ID_MIN}..{BOOT_ID_MAX}")
+    return boot_id
 
 
 class SimDeviceEngine:
     """Device-side protocol state: boot id, frame sequence, sample index, commands.
 
     The caller supplies time (``now_s``, monotonic seconds); the engine never sleeps.
+    Every power-up (the constructor) and every ``reset`` draws a fresh random
+    boot id, as real firmware does; ``boot_id`` fixes the power-up's id (tests,
+    ``steplab simulate --boot-id``), ``reset(now_s, boot_id=N)`` a reboot's.
+    The device clock (``device_time_us`` of every frame) counts microseconds
+    since boot, ``time_scale`` times faster than the caller's clock.
     """
 
     def __init__(self, model: SimulatedRigModel, rig: Rig, *, rate_hz: float | None = None,
                  samples_per_frame: int | None = None, seed: int = 0, fault_rate: float = 0.0,
-                 calibration_hash: str | None = None, time_scale: float = 1.0):
+                 calibration_hash: str | None = None, time_scale: float = 1.0, boot_id: int | None = None):
         self.model = model
         self.rig = rig
         self.rate_hz = float(rate_hz or rig.sample_rate_hz)
         self._spf_fixed = samples_per_frame
         self.samples_per_frame = samples_per_frame or default_samples_per_frame(self.rate_hz)
-        self._rng = np.random.default_rng(seed)
         self.faults = FaultInjector(fault_rate, seed)
         self.calibration_hash = calibration_hash
         if not (0.1 <= time_scale <= 100.0):
@@ -77,11 +96,11 @@ class SimDeviceEngine:
         self.time_scale = float(time_scale)  # > 1 fast-forwards the device (demos, unattended calibration)
         self._replies: list[bytes] = []
         self.streaming = True
-        self._boot(None)
+        self._boot(None, None if boot_id is None else check_boot_id(boot_id))
 
     # -- state ---------------------------------------------------------------
-    def _boot(self, now_s: float | None) -> None:
-        self.boot_id = _new_boot_id(self._rng)
+    def _boot(self, now_s: float | None, boot_id: int | None = None) -> None:
+        self.boot_id = new_boot_id() if boot_id is None else boot_id
         self.seq = 0
         self.sample = 0  # next sample index since boot
         self.overruns = 0  # samples the device could not send (since boot)
@@ -96,9 +115,9 @@ class SimDeviceEngine:
             # nothing acquired before the reset is sent (or counted) again.
             self._t0_stream(now_s)
 
-    def reset(self, now_s: float) -> None:
-        """A device reboot at ``now_s`` (s): new boot id, counters and sample clock restart at zero."""
-        self._boot(now_s)
+    def reset(self, now_s: float, boot_id: int | None = None) -> None:
+        """A device reboot at ``now_s`` (s): a new boot id (random unless given), counters and clocks restart at zero."""
+        self._boot(now_s, None if boot_id is None else check_boot_id(boot_id))
 
     def _next_seq(self) -> int:
         s = self.seq
@@ -111,7 +130,8 @@ class SimDeviceEngine:
             device_time_us=self._device_us(now_s), flags=protocol.FLAG_SIMULATED)
 
     def _device_us(self, now_s: float) -> int:
-        return int(round((now_s - (self._t0 or now_s)) * 1e6))
+        """The device clock at ``now_s``: microseconds since boot (``time_scale`` times the caller's clock)."""
+        return int(round((now_s - (self._t0 if self._t0 is not None else now_s)) * 1e6 * self.time_scale))
 
     # -- host commands ----------------------------------------------------------
     def info(self) -> dict:
@@ -164,6 +184,11 @@ class SimDeviceEngine:
     def _t0_stream(self, now_s: float) -> None:
         self._stream_origin_s = now_s
         self._stream_origin_sample = self.sample
+        self._stream_origin_us = self._device_us(now_s)
+
+    def _sample_time_us(self, index: int) -> int:
+        """Device time (µs since boot) at which sample ``index`` was taken: rises across rate changes."""
+        return self._stream_origin_us + int(round((index - self._stream_origin_sample) * 1e6 / self.rate_hz))
 
     # -- output -----------------------------------------------------------------
     def pending_output(self, now_s: float, max_bytes: int | None = None) -> bytes:
@@ -211,7 +236,7 @@ class SimDeviceEngine:
                         flags |= protocol.FLAG_OVERRUN
                     frame = protocol.encode_data_frame(
                         boot_id=self.boot_id, seq=self.seq, first_sample=first,
-                        device_time_us=int(round(first * 1e6 / self.rate_hz)),
+                        device_time_us=self._sample_time_us(first),
                         counts=counts[k * spf:(k + 1) * spf], flags=flags)
                     if not fits(len(frame)):
                         self._lose_samples(spf)
@@ -321,7 +346,8 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                    unplug_after_s: float | None = None, unplug_for_s: float = 2.0,
                    reset_after_s: float | None = None, out: TextIO = sys.stdout,
                    clock: Callable[[], float] = time.monotonic,
-                   max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+                   max_pending_bytes: int = MAX_PENDING_BYTES,
+                   reset_request: threading.Event | None = None) -> None:
     """Serve ``engine`` on a pseudo-terminal until ``seconds`` pass (or forever).
 
     Prints ``port: /dev/pts/N`` (and again after each re-plug).  ``link`` keeps a
@@ -330,7 +356,8 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
     removed only if it is still ours.  A ``link`` that exists and is not a
     symlink, or whose folder is missing, raises LinkError before anything starts.
     ``unplug_after_s`` closes the pty (the host sees exactly the Linux unplug
-    error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device.
+    error) for ``unplug_for_s`` seconds; ``reset_after_s`` reboots the device, and so
+    does setting ``reset_request`` (the reset button: ``steplab simulate`` sets it on SIGUSR1).
     ``max_pending_bytes`` is the device's transmit buffer: what does not fit
     while the host is not reading is lost on the device (counted as overruns).
     """
@@ -360,6 +387,10 @@ def run_pty_server(engine: SimDeviceEngine, *, seconds: float | None = None, lin
                 break
             if reset_after_s is not None and not did_reset and elapsed >= reset_after_s:
                 did_reset = True
+                engine.reset(now)
+                print("event: reset", file=out, flush=True)
+            if reset_request is not None and reset_request.is_set():
+                reset_request.clear()
                 engine.reset(now)
                 print("event: reset", file=out, flush=True)
             if unplug_after_s is not None and not did_unplug and elapsed >= unplug_after_s:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-G_M_S2 = 9.80665
+from steplab.constants import G_M_S2
+
 LIMBS = ("left", "right")
 
 

@@ -9,10 +9,17 @@ the assembler is armed; position = segment base + (device sample index − the
 segment's first device index).  Gaps inside a device boot are exact (from the
 device's sample index).  After a device reset the device index restarts, so the
 length of the pause is estimated from the host clock and marked ``estimated``.
+
+This is the one timeline implementation: the acquisition session feeds it
+live (``on_samples`` hands every placed block to the session's sinks: the live
+ring buffer, the calibration procedure) and ``steplab recover`` feeds it from
+the journal.  ``keep_samples=False`` (an endless live session) places and hands
+on samples without keeping them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +45,7 @@ class TimelineGap:
 
 @dataclass
 class _Segment:
+    number: int  # the stream tracker's segment number (a device restart that kept its boot id is a new one)
     boot_id: int
     first_device_sample: int
     base: int  # timeline position of first_device_sample
@@ -45,7 +53,11 @@ class _Segment:
 
 @dataclass
 class TrialAssembler:
-    """Collects kept samples up to ``max_samples`` timeline positions (None = no limit)."""
+    """Collects kept samples up to ``max_samples`` timeline positions (None = no limit).
+
+    ``on_samples(positions, counts)`` (optional) is called with every block laid
+    on the timeline: int64 (n,) positions, int32 (n, channels) counts, in order.
+    """
 
     channels: int
     rate_hz: float
@@ -60,6 +72,8 @@ class TrialAssembler:
     resets: int = 0
     first_host_time_ns: int | None = None
     first_device_time_us: int | None = None
+    keep_samples: bool = True
+    on_samples: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     def __post_init__(self) -> None:
         self._counts: list[np.ndarray] = []
@@ -69,6 +83,7 @@ class TrialAssembler:
         self.next_position = 0  # one past the last timeline position filled
         self._last_data_host_ns: int | None = None  # arrival of the last data kept (times a reset's pause)
         self.after_reconnect = False  # set by the session when the link came back: the next gap is the unplug
+        self._n_samples = 0
 
     @property
     def done(self) -> bool:
@@ -76,7 +91,7 @@ class TrialAssembler:
 
     @property
     def samples(self) -> int:
-        return int(sum(a.shape[0] for a in self._index))
+        return self._n_samples
 
     @property
     def lost_samples(self) -> int:
@@ -95,25 +110,28 @@ class TrialAssembler:
         """Account for one decoded chunk that arrived at ``host_time_ns``."""
         ev = self.tracker.update(chunk)
         self.duplicate_samples += ev.duplicate_samples
-        gaps = {(g.boot_id, g.at_sample): g for g in ev.gaps}
-        for run, keep in zip(chunk.data_runs(), ev.keep_runs):
+        gaps = {(g.segment, g.at_sample): g for g in ev.gaps}
+        for run, keep, seg_numbers in zip(chunk.data_runs(), ev.keep_runs, ev.segment_runs):
             frames, counts = kept_samples(run.frames, run.counts, keep)
             if frames.size == 0:
                 continue
             if counts.shape[1] != self.channels:
                 self.foreign_samples += int(counts.shape[0])
                 continue
-            self._add_run(frames, counts, gaps, host_time_ns)
+            self._add_run(frames, counts, gaps, host_time_ns, seg_numbers[keep])
 
-    def _add_run(self, frames: np.ndarray, counts: np.ndarray, gaps: dict, host_time_ns: int) -> None:
-        boots = frames["boot_id"]
-        starts = np.flatnonzero(np.r_[True, boots[1:] != boots[:-1]])
+    def _add_run(self, frames: np.ndarray, counts: np.ndarray, gaps: dict, host_time_ns: int,
+                 seg_numbers: np.ndarray) -> None:
+        # split on the tracker's segment numbers, not on boot ids: a device that restarted with its old
+        # boot id (sample index or device time ran backwards) is a new segment too
+        starts = np.flatnonzero(np.r_[True, seg_numbers[1:] != seg_numbers[:-1]])
         ends = np.r_[starts[1:], frames.size]
         for a, b in zip(starts, ends):
             fr = frames[a:b]
             boot = int(fr["boot_id"][0])
+            number = int(seg_numbers[a])
             seg = self._segment
-            if seg is None or seg.boot_id != boot:
+            if seg is None or seg.number != number:
                 if seg is None and self.first_host_time_ns is None:
                     self.first_host_time_ns = host_time_ns
                     self.first_device_time_us = int(fr["device_time_us"][0])
@@ -126,9 +144,9 @@ class TrialAssembler:
                     missing = max(0, int(round(pause_s * self.rate_hz)) - in_chunk)
                     base = self.next_position + missing
                     self._add_gap(self.next_position, missing, "reset", estimated=True)
-                seg = self._segment = _Segment(boot, int(fr["first_sample"][0]), base)
+                seg = self._segment = _Segment(number, boot, int(fr["first_sample"][0]), base)
                 self.segments.append({"boot_id": boot, "first_device_sample": seg.first_device_sample, "at_sample": base})
-            for g_key in [k for k in gaps if k[0] == boot]:
+            for g_key in [k for k in gaps if k[0] == number]:
                 g = gaps.pop(g_key)
                 at = seg.base + g.at_sample - seg.first_device_sample
                 if self.max_samples is None or at < self.max_samples:
@@ -149,8 +167,13 @@ class TrialAssembler:
                 continue
             self._last_data_host_ns = host_time_ns
             self.after_reconnect = False  # data arrived after the reconnect: any unplug gap was listed above
-            self._counts.append(np.ascontiguousarray(block, dtype=np.int32))
-            self._index.append(index)
+            block = np.ascontiguousarray(block, dtype=np.int32)
+            if self.keep_samples:
+                self._counts.append(block)
+                self._index.append(index)
+            self._n_samples += int(index.size)
+            if self.on_samples is not None:
+                self.on_samples(index, block)
             self.frames += int(fr.size)
             self.clipped_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_CLIPPING))
             self.overrun_frames += int(np.count_nonzero(fr["flags"] & protocol.FLAG_OVERRUN))

@@ -12,25 +12,28 @@ Format (documented in ``rig_docs/trial_file.md``): a ZIP archive (the NumPy
   sample rate, device info, calibration reference, timing and data-quality
   counters.
 
-The file is written to a temporary name and renamed into place, so a crash
-never leaves a half-written trial behind.
+The file is written to a temporary name and linked into place
+(``atomic_create.create_new_file``), so a crash never leaves a half-written
+trial behind and an existing file is never replaced, not even one that
+appeared while the trial was being recorded.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_create import create_new_file
 from .rig import Rig, RigError
 
 TRIAL_FORMAT = "steplab-trial"
 TRIAL_FORMAT_VERSION = 1
+MAX_TRIAL_S = 3600.0  # the longest timeline a trial file may span (received + lost), as `steplab record` allows
 
 
 class TrialFileError(ValueError):
@@ -102,7 +105,11 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def write_trial(path: str | Path, trial: Trial) -> Path:
-    """Write ``trial`` atomically to ``path`` (temporary file, fsync, rename)."""
+    """Write ``trial`` atomically to the new file ``path`` (temporary file, fsync, link).
+
+    Raises TrialFileError when ``path`` exists (also one created meanwhile: it
+    is never replaced) or cannot be written; then nothing is left behind.
+    """
     _validate(trial)
     path = Path(path)
     meta = dict(trial.meta)
@@ -115,24 +122,29 @@ def write_trial(path: str | Path, trial: Trial) -> Path:
         rig=trial.rig.to_dict(),
         rig_hash=trial.rig.hash(),
     )
-    tmp = path.with_name(path.name + ".partial")
     try:
-        with open(tmp, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr("meta.json", json.dumps(meta, indent=1, sort_keys=True))
-                zf.writestr("counts.npy", _npy_bytes(trial.counts))
-                zf.writestr("sample_index.npy", _npy_bytes(trial.sample_index.astype(np.int64)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        blob = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise TrialFileError("the trial's meta data holds a number that is not finite (NaN or infinity)") from None
+
+    def write_zip(fh) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("meta.json", blob)
+            zf.writestr("counts.npy", _npy_bytes(trial.counts))
+            zf.writestr("sample_index.npy", _npy_bytes(trial.sample_index.astype(np.int64)))
+
+    try:
+        create_new_file(path, write_zip)
+    except FileExistsError:
+        raise TrialFileError(f"{path} already exists (made while this trial was recorded?); it was not replaced") from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TrialFileError(f"cannot write trial file {path}: {exc.strerror or exc}") from None
     trial.meta = meta
     return path
 
 
-_META_TYPES = {"rig": dict, "quality": dict, "device": dict, "started_at": str, "calibration": (dict, type(None)),
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "rig": dict, "quality": dict, "device": dict, "started_at": str, "calibration": (dict, type(None)),
                "sample_rate_hz": (int, float), "journal": str}
 _QUALITY_COUNTERS = ("frames", "samples", "lost_samples", "crc_errors", "malformed", "oversize", "bytes_discarded",
                      "duplicate_samples", "device_resets", "clipped_frames", "overrun_frames", "saturated_samples",
@@ -190,7 +202,8 @@ def read_trial(path: str | Path) -> Trial:
     if meta.get("format") != TRIAL_FORMAT:
         raise TrialFileError(f"{path} is not a steplab trial file (format {meta.get('format')!r})")
     if meta.get("format_version") != TRIAL_FORMAT_VERSION:
-        raise TrialFileError(f"trial file {path} has format version {meta.get('format_version')}, this steplab reads {TRIAL_FORMAT_VERSION}")
+        raise TrialFileError(f"trial file {path} has format version {meta.get('format_version')}, "
+                             f"this steplab reads {TRIAL_FORMAT_VERSION}")
     try:
         rig = Rig.from_dict(meta["rig"])
     except (KeyError, RigError) as exc:
@@ -198,6 +211,29 @@ def read_trial(path: str | Path) -> Trial:
     trial = Trial(counts=counts, sample_index=index, sample_rate_hz=float(meta.get("sample_rate_hz", 0)), rig=rig, meta=meta)
     try:
         _validate(trial)
+        _validate_timeline(trial)
     except TrialFileError as exc:
         raise TrialFileError(f"trial file {path} is inconsistent: {exc}") from None
     return trial
+
+
+def _validate_timeline(trial: Trial) -> None:
+    """The timeline a reader will allocate must be the recording's: received plus listed lost samples.
+
+    Checked before anything dense is built: a corrupt ``sample_index`` (a jump of
+    1e10 positions) would otherwise cost tens of gigabytes in ``dense_counts``.
+    """
+    idx = trial.sample_index
+    if idx.size == 0:
+        return
+    span = int(idx[-1]) + 1
+    limit = int(MAX_TRIAL_S * trial.sample_rate_hz) + 1
+    if span > limit:
+        raise TrialFileError(f"sample_index spans {span} samples, more than {MAX_TRIAL_S:g} s at "
+                             f"{trial.sample_rate_hz:g} Hz")
+    quality = trial.meta.get("quality") or {}
+    listed = sum(int(g["length"]) for g in quality.get("gaps", []) if int(g["length"]) > 0)
+    timeline = max(trial.n_samples + listed, int(quality.get("timeline_samples", 0)))
+    if span > timeline:
+        raise TrialFileError(f"sample_index spans {span} samples but the file holds {trial.n_samples} and lists "
+                             f"{listed} lost (quality.gaps)")

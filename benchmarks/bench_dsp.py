@@ -1,4 +1,4 @@
-"""Throughput of the dsp core (``analyze_counts``, step-down) against the plain reference.
+"""Throughput of the analysis core (``analysis_pipeline.analyze_counts``, step-down) against the plain reference.
 
 ``measure_dsp`` records a multi-rep step-down trial on the physics simulator
 (``simulate_trial``, ≥ 60 s of 12-channel int32 counts at 1 kHz, hidden cell offsets,
@@ -44,7 +44,7 @@ def tared_calibration(rig, seed: int, record_calibration=None, tare_s: float = 2
     CalibrationArrays
     """
     from steplab.acquisition.sim_rig import simulate_trial
-    from steplab.dsp.calibration_arrays import CalibrationArrays
+    from steplab.calibration.arrays import CalibrationArrays
 
     if not tare_s >= 2.0:
         raise ValueError(f"tare must last at least 2 s, got {tare_s!r}")
@@ -97,7 +97,7 @@ def measure_dsp(seconds_of_data: float = MIN_SECONDS, repeats: int = 3) -> dict:
     found), ``frames``, ``cold_start_s`` (first warm-up in a fresh process: import, compile or
     cache load), ``warm_start_s`` (a second warm-up in that process).
     """
-    from steplab.dsp import analyze_counts
+    from steplab.analysis_pipeline import analyze_counts
 
     counts, cal, _ = simulated_step_down(seconds_of_data)
     n = counts.shape[0]
@@ -116,9 +116,11 @@ def measure_dsp(seconds_of_data: float = MIN_SECONDS, repeats: int = 3) -> dict:
             rounds.append(tr / tc)
     fps = n / min(t_core)
     ref_fps = n / min(t_ref) if t_ref else None
+    cold: float | None
+    warm: float | None
     try:
         out = subprocess.run([sys.executable, "-c",
-                              "import time;t=time.perf_counter();from steplab.dsp.warmup import warm_up;warm_up();"
+                              "import time;t=time.perf_counter();from steplab.analysis_pipeline import warm_up;warm_up();"
                               "a=time.perf_counter()-t;t=time.perf_counter();warm_up();print(a, time.perf_counter()-t)"],
                              capture_output=True, text=True, timeout=300)
         cold, warm = (float(x) for x in out.stdout.split())

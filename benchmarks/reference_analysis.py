@@ -41,11 +41,11 @@ import numpy as np
 from scipy.integrate import cumulative_trapezoid
 from scipy.signal import butter, sosfiltfilt
 
-from steplab.dsp.calibration_arrays import CalibrationArrays
+from steplab.calibration.arrays import CalibrationArrays
+from steplab.constants import G_M_S2 as G_M_S2  # re-exported (tests use it); g of metrics.md
 from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import AnalysisResult, RepResult
 
-G_M_S2 = 9.80665
 IMPLEMENTATION = "steplab.benchmarks.reference_analysis"
 DROP_PLATE_METRICS = ("landing_peak_force_bw", "time_to_peak_s", "loading_rate_bw_s",
                       "peak_loading_rate_bw_s", "impulse_100ms_bw_s")

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from steplab.acquisition.rig import Rig
-from steplab.dsp.calibration_arrays import CalibrationArrays
 
+from .arrays import CalibrationArrays
 from .records import CalibrationRecord, CalibrationRecordError, arrays_for_rig, calibration_warnings, list_records, load_record
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steplab.acquisition.rig import ADC_FULL_SCALE_COUNTS
+from steplab.constants import ADC_FULL_SCALE_COUNTS
 
 OK = "ok"
 DISCONNECTED = "disconnected"
@@ -135,7 +135,8 @@ def check_block(
         if constant and first == 0:
             out.append(CellHealth(names[i], chans[i], DISCONNECTED, f"{label} reads constant 0: disconnected?"))
         elif constant and (first >= hi or first <= lo):
-            out.append(CellHealth(names[i], chans[i], DISCONNECTED, f"{label} is pinned at full scale ({first} counts): broken wire or disconnected?"))
+            out.append(CellHealth(names[i], chans[i], DISCONNECTED,
+                                  f"{label} is pinned at full scale ({first} counts): broken wire or disconnected?"))
         elif constant:
             out.append(CellHealth(names[i], chans[i], STUCK, f"{label} is stuck at {first} counts (no noise, no change)"))
         elif np.any(at_rail[:, i]):
@@ -188,9 +189,11 @@ def check_response(
         if e[i] <= max(min_expected_counts, 0.0):
             out.append(CellHealth(names[i], chans[i], OK, f"{label} not judged"))
         elif d[i] < -min_fraction * e[i]:
-            out.append(CellHealth(names[i], chans[i], REVERSED, f"{label} responds negatively to load ({d[i]:.0f} counts, expected about +{e[i]:.0f}): reversed polarity?"))
+            out.append(CellHealth(names[i], chans[i], REVERSED, f"{label} responds negatively to load ({d[i]:.0f} counts, "
+                                                                f"expected about +{e[i]:.0f}): reversed polarity?"))
         elif d[i] < min_fraction * e[i]:
-            out.append(CellHealth(names[i], chans[i], NO_RESPONSE, f"{label} does not respond to load ({d[i]:.0f} counts, expected about {e[i]:.0f}): disconnected?"))
+            out.append(CellHealth(names[i], chans[i], NO_RESPONSE, f"{label} does not respond to load ({d[i]:.0f} counts, "
+                                                                   f"expected about {e[i]:.0f}): disconnected?"))
         else:
             out.append(CellHealth(names[i], chans[i], OK, f"{label} ok"))
     return HealthReport(tuple(out))

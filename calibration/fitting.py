@@ -14,7 +14,8 @@ limit), or cells that respond in fewer than three independent patterns. The
 counts design is solved by truncated SVD, so a plate whose cells carry only
 three independent load patterns (rigid top, equal cells) is fitted without
 amplifying noise. Also here: applying a general calibration matrix to signals
-(the C3D TYPE-4 ``CAL_MATRIX`` is one).
+(the C3D TYPE-4 ``CAL_MATRIX`` is one).  A plate matrix is applied by
+``calibration.apply.apply_plate_matrix``, the one counts → newtons implementation.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .apply import apply_plate_matrix
 
 
 class FitError(ValueError):
@@ -63,38 +66,6 @@ class PlateFit:
     def apply(self, delta_counts: np.ndarray) -> np.ndarray:
         """Wrench (n, 3) from offset-subtracted counts (n, K)."""
         return apply_plate_matrix(delta_counts, self.linear, self.quadratic)
-
-
-def apply_plate_matrix(delta_counts, linear, quadratic=None) -> np.ndarray:
-    """Apply ``w = L·d + Q·d²`` to offset-subtracted counts.
-
-    Parameters
-    ----------
-    delta_counts : array_like
-        (n, K) or (K,) counts minus tare offsets [counts].
-    linear : array_like
-        (3, K) [N/count, N·m/count].
-    quadratic : array_like or None
-        (3, K) [N/count², N·m/count²]; None for a linear calibration.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, 3) or (3,) wrench (Fz [N], Mx [N·m], My [N·m]).
-    """
-    d = np.asarray(delta_counts, dtype=np.float64)
-    lin = np.asarray(linear, dtype=np.float64)
-    if lin.ndim != 2 or lin.shape[0] != 3:
-        raise ValueError(f"linear must be (3, K), got shape {lin.shape}")
-    if d.shape[-1] != lin.shape[1]:
-        raise ValueError(f"counts have {d.shape[-1]} cells but the matrix has {lin.shape[1]}")
-    out = d @ lin.T
-    if quadratic is not None:
-        q = np.asarray(quadratic, dtype=np.float64)
-        if q.shape != lin.shape:
-            raise ValueError(f"quadratic must have shape {lin.shape}, got {q.shape}")
-        out = out + (d * d) @ q.T
-    return out
 
 
 def apply_calibration_matrix(matrix, signals, offsets=None) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Plate geometry for calibration: cell positions, load positions, wrenches and COP.
 
-Conventions (shared with ``dsp.calibration_arrays``): each plate has its own frame,
+Conventions (shared with ``calibration.arrays``): each plate has its own frame,
 x to the subject's right, y forward, z up, origin at the plate centre on the top
 surface; positions in millimetres. A vertical load of ``Fz`` newtons at ``(x, y)``
 has moments about the plate origin ``Mx = y·Fz`` and ``My = −x·Fz`` (N·m, with x, y
-in metres), so the centre of pressure is ``x = −My/Fz``, ``y = Mx/Fz``.
+in metres), so the centre of pressure is ``x = −My/Fz``, ``y = Mx/Fz``
+(``calibration.cop.cop_mm``, the one COP function).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import numpy as np
 
 from steplab.acquisition.rig import Plate, Rig
 
-STANDARD_GRAVITY_M_S2 = 9.80665
+from . import cop
+from .arrays import CalibrationArrays, nominal_plate_matrix
+
+__all__ = ["PlateGeometry", "plate_geometry", "grid_positions_mm", "verification_positions_mm",
+           "wrench_from_point_load", "cop_mm", "nominal_matrix", "rigid_plate_cell_loads_n", "plate_frame_from_corners",
+           "merge_plates"]
 
 
 @dataclass(frozen=True)
@@ -159,16 +165,14 @@ def wrench_from_point_load(fz_n, x_mm, y_mm) -> np.ndarray:
 
 
 def cop_mm(wrench: np.ndarray, min_force_n: float = 20.0) -> np.ndarray:
-    """Centre of pressure [mm] from (..., 3) wrenches; NaN where Fz < ``min_force_n``."""
+    """Centre of pressure [mm] from (..., 3) wrenches (Fz, Mx, My), as (..., 2) (x, y).
+
+    ``calibration.cop.cop_mm`` on the wrench's columns: NaN where Fz < ``min_force_n``.
+    """
     w = np.asarray(wrench, dtype=np.float64)
     if w.shape[-1] != 3:
         raise ValueError(f"wrench must have a trailing axis of 3 (Fz, Mx, My), got shape {w.shape}")
-    fz = w[..., 0]
-    ok = fz >= min_force_n
-    safe = np.where(ok, fz, 1.0)
-    x = np.where(ok, -w[..., 2] / safe * 1000.0, np.nan)
-    y = np.where(ok, w[..., 1] / safe * 1000.0, np.nan)
-    return np.stack([x, y], axis=-1)
+    return np.stack(cop.cop_mm(w[..., 0], w[..., 1], w[..., 2], min_force_n=min_force_n), axis=-1)
 
 
 def nominal_matrix(geom: PlateGeometry) -> np.ndarray:
@@ -176,11 +180,10 @@ def nominal_matrix(geom: PlateGeometry) -> np.ndarray:
 
     ``Fz = Σ c_k / s_k``, ``Mx = Σ c_k y_k / s_k``, ``My = −Σ c_k x_k / s_k`` with ``s``
     the nominal sensitivity [counts/N] and positions in metres: what a plate
-    "calibrated" with one centred mass and a quarter per cell assumes.
+    "calibrated" with one centred mass and a quarter per cell assumes
+    (``calibration.arrays.nominal_plate_matrix``, as the nominal calibration of a rig).
     """
-    g = 1.0 / geom.nominal_counts_per_n
-    xy_m = geom.cell_xy_mm / 1000.0
-    return np.vstack([g, g * xy_m[:, 1], -g * xy_m[:, 0]])
+    return nominal_plate_matrix(geom.nominal_counts_per_n, geom.cell_xy_mm)
 
 
 def rigid_plate_cell_loads_n(geom: PlateGeometry, fz_n: float, x_mm: float, y_mm: float) -> np.ndarray:
@@ -226,8 +229,6 @@ def merge_plates(arrays, rig: Rig, parts: tuple[str, ...] = ("box_left", "box_ri
     centre [m].  Exact for the linear and the quadratic terms.  Returns the
     arrays unchanged when a part is missing.
     """
-    from steplab.dsp.calibration_arrays import CalibrationArrays
-
     roles = list(arrays.plate_roles)
     if not all(p in roles for p in parts) or into in roles:
         return arrays

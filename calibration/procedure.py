@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from steplab.acquisition.rig import Rig
+from steplab.calibration.apply import apply_plate_matrix
 from steplab.calibration.channel_health import check_block, check_response
-from steplab.calibration.fitting import FitError, PlateFit, apply_plate_matrix, fit_plate_matrix
+from steplab.calibration.fitting import FitError, PlateFit, fit_plate_matrix
 from steplab.calibration.geometry import (
-    STANDARD_GRAVITY_M_S2,
     PlateGeometry,
     grid_positions_mm,
     nominal_matrix,
@@ -42,6 +42,7 @@ from steplab.calibration.geometry import (
 )
 from steplab.calibration.report import DOWN, UP, LoadSet, PlateReport, build_plate_report
 from steplab.calibration.tare import Tare, TareError, compute_tare, plate_force_n, steadiness_n
+from steplab.constants import G_M_S2
 
 # states
 WARMUP = "warmup"
@@ -383,7 +384,7 @@ class CalibrationProcedure:
     def _timeout_reason(self, st: Step) -> str:
         if st.kind == "tare":
             return f"tare did not complete: {self._tare_reason}"
-        exp = st.mass_kg * STANDARD_GRAVITY_M_S2
+        exp = st.mass_kg * G_M_S2
         if np.isfinite(self._last_noise_n) and self._last_noise_n > self.settings.max_noise_n:
             why = f"load never became steady (noise {self._last_noise_n:.2f} N > {self.settings.max_noise_n:g} N)"
         else:
@@ -429,7 +430,7 @@ class CalibrationProcedure:
         s = self.settings
         if noise > s.max_noise_n or drift > s.max_drift_n:
             return
-        expected = st.mass_kg * STANDARD_GRAVITY_M_S2
+        expected = st.mass_kg * G_M_S2
         tol = s.load_tolerance * expected + s.load_tolerance_n
         if reading < -tol:
             self._i = 1  # back to the tare
@@ -469,7 +470,7 @@ class CalibrationProcedure:
         rs = [r for r in self._readings if r.step.phase == phase]
         d = np.vstack([r.mean_counts - self._zero_at(r.mid_sample) for r in rs])
         pos = np.array([r.step.position_mm for r in rs], dtype=np.float64)
-        fz = np.array([r.step.mass_kg * STANDARD_GRAVITY_M_S2 for r in rs])
+        fz = np.array([r.step.mass_kg * G_M_S2 for r in rs])
         return LoadSet(
             delta_counts=d,
             applied=wrench_from_point_load(fz, pos[:, 0], pos[:, 1]),
@@ -492,9 +493,11 @@ class CalibrationProcedure:
         return True
 
     def _finish(self) -> None:
+        assert self.fit is not None and self.tare is not None  # _finish runs after the tare and the fit
         fit_set, ver_set = self._load_set("fit"), self._load_set("verify")
         z = np.vstack([v for _, v in self._zeros])
-        zr = apply_plate_matrix(np.diff(z, axis=0), self.fit.linear, self.fit.quadratic)[:, 0] if z.shape[0] > 1 else np.zeros(1)
+        zr = (apply_plate_matrix(np.diff(z, axis=0), self.fit.linear, self.fit.quadratic)[:, 0] if z.shape[0] > 1
+              else np.zeros(1))
         report = build_plate_report(self.geometry.name, self.geometry.capacity_n, self.fit, fit_set, ver_set,
                                     nominal_matrix(self.geometry), creep_pct=self._creep_pct,
                                     zero_return_n=float(np.max(np.abs(zr))))

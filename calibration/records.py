@@ -28,6 +28,8 @@ import numpy as np
 from steplab import __version__ as SOFTWARE_VERSION
 from steplab.acquisition.rig import Rig
 
+from .arrays import CalibrationArrays
+
 RECORD_FORMAT = "steplab-calibration"
 RECORD_FORMAT_VERSION = 1
 DEFAULT_MAX_AGE_DAYS = 180.0
@@ -182,9 +184,7 @@ class CalibrationRecord:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=False)
 
     def to_arrays(self):
-        """The record as ``dsp.calibration_arrays.CalibrationArrays`` (its plates, in record order)."""
-        from steplab.dsp.calibration_arrays import CalibrationArrays
-
+        """The record as ``calibration.arrays.CalibrationArrays`` (its plates, in record order)."""
         k = max(len(p.channels) for p in self.plates)
         n = len(self.plates)
         ci = np.full((n, k), -1, dtype=np.int64)
@@ -235,7 +235,8 @@ def record_from_dict(d: dict, *, source: str = "calibration") -> CalibrationReco
         raise CalibrationRecordError(f"{source} is not a steplab calibration record")
     version = d.get("format_version")
     if version != RECORD_FORMAT_VERSION:
-        raise CalibrationRecordError(f"{source} has calibration format version {version!r}; this steplab reads version {RECORD_FORMAT_VERSION}")
+        raise CalibrationRecordError(f"{source} has calibration format version {version!r}; "
+                                     f"this steplab reads version {RECORD_FORMAT_VERSION}")
     try:
         rec = CalibrationRecord(
             calibration_id=str(d["calibration_id"]), content_hash=str(d["content_hash"]), created_utc=str(d["created_utc"]),
@@ -294,22 +295,28 @@ def check_rig(rec: CalibrationRecord, rig: Rig) -> None:
         try:
             plate = rig.plate(pc.plate)
         except ValueError:
-            raise CalibrationRecordError(f"calibration {rec.calibration_id} names plate {pc.plate!r}, which this rig does not have") from None
+            raise CalibrationRecordError(f"calibration {rec.calibration_id} names plate {pc.plate!r}, "
+                                         "which this rig does not have") from None
         if tuple(plate.channels) != tuple(pc.channels):
-            raise CalibrationRecordError(f"calibration {rec.calibration_id}: plate {pc.plate!r} channels {list(pc.channels)} differ from the rig's {list(plate.channels)}")
+            raise CalibrationRecordError(f"calibration {rec.calibration_id}: plate {pc.plate!r} channels {list(pc.channels)} "
+                                         f"differ from the rig's {list(plate.channels)}")
 
 
 def save_record(rec: CalibrationRecord, directory: str | Path | None = None, *, path: str | Path | None = None) -> Path:
-    """Write ``rec`` (atomically) to ``path`` or ``<directory>/<calibration_id>.json``.
+    """Write ``rec`` atomically to the new file ``path`` or ``<directory>/<calibration_id>.json``.
 
     ``directory`` defaults to ``calibrations_dir()``. Returns the file written.
+    An existing file is never replaced (also one that appeared meanwhile):
+    raises CalibrationRecordError, and nothing is changed.
     """
+    from steplab.acquisition.atomic_create import create_new_file
+
     target = Path(path) if path is not None else Path(directory or calibrations_dir()) / f"{rec.calibration_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(rec.to_json(), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    try:
+        return create_new_file(target, rec.to_json().encode("utf-8"))
+    except FileExistsError:
+        raise CalibrationRecordError(f"{target} already exists; a calibration record is never replaced") from None
 
 
 def list_records(directory: str | Path | None = None, rig: Rig | None = None) -> tuple[list[CalibrationRecord], list[str]]:
@@ -401,8 +408,6 @@ def arrays_for_rig(rig: Rig, records):
     CalibrationRecordError
         When a plate has no calibration, or a record belongs to another rig.
     """
-    from steplab.dsp.calibration_arrays import CalibrationArrays
-
     chosen = []
     for plate in rig.plates:
         rec = latest_for_plate(records, plate.name)

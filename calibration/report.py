@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from steplab.calibration.fitting import apply_plate_matrix
+from steplab.calibration.apply import apply_plate_matrix
 from steplab.calibration.geometry import cop_mm
 
 UP, DOWN = 1, -1
@@ -266,10 +266,13 @@ def format_report(report: PlateReport) -> str:
     lines = [
         f"plate {report.plate}: full scale {report.full_scale_n:.0f} N, design condition number {report.condition_number:.1f}",
         f"  fit: residual SD {report.residual_sd_n:.3f} N, Fz error {f.fz_error_pct_fs:.3f} % FS, COP RMS {f.cop_rms_mm:.2f} mm",
-        f"  non-linearity {f.nonlinearity_pct_fs:.4f} % FS, hysteresis {f.hysteresis_pct_fs:.4f} % FS, repeatability {f.repeatability_n:.3f} N",
+        f"  non-linearity {f.nonlinearity_pct_fs:.4f} % FS, hysteresis {f.hysteresis_pct_fs:.4f} % FS, "
+        f"repeatability {f.repeatability_n:.3f} N",
         f"  LLF (2.4 x residual SD) {report.llf_n:.3f} N; ASTM E74 class A lower limit {report.lower_limit_class_a_n:.0f} N",
         f"  creep {report.creep_pct:.4f} % of reading, zero return {report.zero_return_n:.3f} N",
-        f"  verification ({v.n_points} readings): Fz error {v.fz_error_pct_fs:.3f} % FS ({v.fz_error_max_n:.2f} N), COP RMS {v.cop_rms_mm:.2f} mm",
-        f"  without calibration (nominal gains): Fz error {n.fz_error_pct_fs:.3f} % FS ({n.fz_error_max_n:.2f} N), COP RMS {n.cop_rms_mm:.2f} mm",
+        f"  verification ({v.n_points} readings): Fz error {v.fz_error_pct_fs:.3f} % FS ({v.fz_error_max_n:.2f} N), "
+        f"COP RMS {v.cop_rms_mm:.2f} mm",
+        f"  without calibration (nominal gains): Fz error {n.fz_error_pct_fs:.3f} % FS ({n.fz_error_max_n:.2f} N), "
+        f"COP RMS {n.cop_rms_mm:.2f} mm",
     ]
     return "\n".join(lines)

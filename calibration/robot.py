@@ -82,7 +82,9 @@ def drive(procedure: CalibrationProcedure, counts_source: Callable[[int], object
                 on_prompt(p)
         procedure.feed(counts_source(int(block_samples)))
         if max_samples is not None and procedure.samples_fed > max_samples:
-            raise CalibrationAborted(f"calibration of plate {procedure.geometry.name} did not finish within {max_samples} samples")
+            raise CalibrationAborted(f"calibration of plate {procedure.geometry.name} did not finish "
+                                     f"within {max_samples} samples")
+    assert procedure.result is not None  # DONE sets it
     return procedure.result
 
 
@@ -149,7 +151,8 @@ def run_auto_calibration(model=None, rig: Rig | None = None, *, seed: int = 0, p
     names = tuple(plates) if plates is not None else rig.plate_names
     for name in names:
         proc = CalibrationProcedure(rig, name, plan=(plans or {}).get(name), settings=settings)
-        budget = proc.n_steps * int(settings.settle_timeout_s * rig.sample_rate_hz) + int((settings.warmup_s + settings.tare_s) * rig.sample_rate_hz) + 1000
+        budget = (proc.n_steps * int(settings.settle_timeout_s * rig.sample_rate_hz)
+                  + int((settings.warmup_s + settings.tare_s) * rig.sample_rate_hz) + 1000)
         results[proc.geometry.name] = drive(proc, model.read_counts, on_prompt=robot.act, block_samples=block_samples, max_samples=budget)
     model.clear_masses()
     record = make_record([results[n] for n in results], rig, operator=operator)

@@ -1,7 +1,10 @@
-"""The analysis pipeline: counts or forces in, an AnalysisResult out.
+"""The analysis: calibrated plate forces (and COP) in, an AnalysisResult out.
 
-Public entry points ``analyze_forces`` and ``analyze_counts`` validate their
-arguments once, here; everything below runs on validated float64 arrays.
+Public entry points ``analyze_forces`` (plate forces and moments as arrays) and
+``analyze_plate_signals`` (plate Fz with moments on demand: what the composition
+root ``steplab.analysis_pipeline.analyze_counts`` hands over after calibration)
+validate their arguments once, here; everything below runs on validated float64
+arrays.  Counts → newtons is the calibration stage's (decision 0009).
 Weighing, onset and segmentation follow metrics.md § Weighing and movement onset
 and § Centre-of-mass kinematics; protocol metrics live in ``metrics_*.py``.
 """
@@ -10,15 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 import steplab
+from steplab.constants import G_M_S2
 from steplab.dsp import _kernels as K
-from steplab.dsp.calibration_arrays import CalibrationArrays
 from steplab.dsp.events import crossing_time_s, last_at_or_below_abs
 from steplab.dsp.filters import filtfilt_rows_inplace
-from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.params import PROTOCOL_VERSIONS, PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import AnalysisResult
 
@@ -50,13 +53,27 @@ REQUIRED_ROLES = {
 FILTER_MARGIN_PERIODS = 10.0
 
 
+class MomentSource(Protocol):
+    """Plate moments on demand: ``source(role, lo, hi) -> (Mx, My)`` [N·m] over samples [lo, hi).
+
+    ``roles`` names the plates it has moments for.  The analysis reads moments (for
+    COP) only inside a few windows; ``steplab.calibration.apply.CalibratedMoments``
+    computes them from the counts there and nowhere else.
+    """
+
+    @property
+    def roles(self) -> tuple[str, ...]: ...
+
+    def __call__(self, role: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 @dataclass
 class Trial:
     """Validated signals and the weighing of one recording (internal).
 
     Filtered forces are computed lazily, only over the sample ranges the metrics read
-    (``filtered``); plate moments likewise (``moments``), from the counts when the
-    trial came from ``analyze_counts``.
+    (``filtered``); plate moments likewise (``moments``), from a ``MomentSource``
+    when the trial came from ``analyze_plate_signals``.
     """
 
     rate_hz: float
@@ -74,11 +91,10 @@ class Trial:
     thr_n: float = math.nan            # onset threshold max(5σq, 2.5 % BW)
     quiet_start: int | None = None     # weighing window [quiet_start, quiet_end)
     quiet_end: int | None = None
-    v: np.ndarray = field(default=None)  # type: ignore[assignment]  # scratch velocity, m/s
+    v: np.ndarray = field(default=None)  # type: ignore[assignment,arg-type]  # scratch velocity, m/s
     contact_cache: dict = field(default_factory=dict)  # id(signal) → (signal, on, off) arrays
-    counts: np.ndarray | None = None   # raw counts (analyze_counts) for lazy moments
-    calibration: CalibrationArrays | None = None
-    _filt: dict = field(default_factory=dict)  # key → (buffer, [(lo, hi) filled spans])
+    moment_source: MomentSource | None = None  # lazy moments (analyze_plate_signals)
+    _filt: dict[str, tuple[np.ndarray, list[tuple[int, int]]]] = field(default_factory=dict)  # key → (buffer, filled spans)
 
     @property
     def dt(self) -> float:
@@ -113,16 +129,16 @@ class Trial:
         spans.append((lo, hi))
         return buf
 
+    def has_moments(self, role: str) -> bool:
+        """True when plate ``role`` has moments (arrays or a moment source)."""
+        src = self.moment_source
+        return (self.mx.get(role) is not None and self.my.get(role) is not None) or (src is not None and role in src.roles)
+
     def moments(self, role: str, lo: int, hi: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(Mx, My) [N·m] of a plate over samples [lo, hi), or (None, None) without moments."""
-        if self.counts is not None and self.calibration is not None and role in self.calibration.plate_roles:
-            cal = self.calibration
-            pi = cal.plate_roles.index(role)
-            mx = np.empty(hi - lo)
-            my = np.empty(hi - lo)
-            K.calibrate_moments(self.counts, lo, hi, cal.channel_index[pi], cal.offsets_counts[pi],
-                                cal.linear[pi], cal.quadratic[pi], mx, my)
-            return mx, my
+        src = self.moment_source
+        if src is not None and role in src.roles:
+            return src(role, lo, hi)
         mx = self.mx.get(role)
         my = self.my.get(role)
         if mx is None or my is None:
@@ -131,7 +147,8 @@ class Trial:
 
 
 # --------------------------------------------------------------------------- validation
-def _check_rate(rate_hz) -> float:
+def check_rate(rate_hz) -> float:
+    """The sample rate as a float [Hz]; ValueError outside MIN_RATE_HZ..MAX_RATE_HZ."""
     try:
         r = float(rate_hz)
     except (TypeError, ValueError):
@@ -141,7 +158,8 @@ def _check_rate(rate_hz) -> float:
     return r
 
 
-def _check_common(protocol, lead, body_mass_kg, params, rate_hz):
+def check_request(protocol, lead, body_mass_kg, params, rate_hz):
+    """Validate the analysis request: (body mass [kg] or None, AnalysisParams) out; ValueError otherwise."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if lead not in (None, "left", "right"):
@@ -161,11 +179,13 @@ def _check_common(protocol, lead, body_mass_kg, params, rate_hz):
     nyq = 0.5 * rate_hz
     for name in ("force_cutoff_hz", "cop_cutoff_hz"):
         if getattr(params, name) >= nyq:
-            raise ValueError(f"{name} {getattr(params, name)} Hz must be below the Nyquist frequency {nyq:g} Hz of the {rate_hz:g} Hz recording")
+            raise ValueError(f"{name} {getattr(params, name)} Hz must be below the Nyquist frequency {nyq:g} Hz "
+                             f"of the {rate_hz:g} Hz recording")
     return body_mass_kg, params
 
 
-def _check_roles(protocol: str, roles) -> None:
+def check_roles(protocol: str, roles) -> None:
+    """ValueError unless ``roles`` hold the plates ``protocol`` needs (REQUIRED_ROLES)."""
     need_all, need_one = REQUIRED_ROLES[protocol]
     missing = [r for r in need_all if r not in roles]
     if missing:
@@ -174,7 +194,7 @@ def _check_roles(protocol: str, roles) -> None:
         raise ValueError(f"protocol {protocol} needs a floor plate (floor_left or floor_right); got {', '.join(sorted(roles)) or 'none'}")
 
 
-def _as_signal(name: str, a, n: int | None) -> np.ndarray:
+def _as_signal(name: str, a, n: int | None) -> np.ndarray | None:
     if a is None:
         return None
     arr = np.asarray(a)
@@ -233,8 +253,8 @@ def _analyze_forces(plates, rate_hz, protocol, *, lead=None, body_mass_kg=None, 
     once; with ``level_n`` the stretch's segmentation is centred on that level (as the
     batch analysis of the whole recording is) instead of the stretch's own quiet window.
     """
-    rate = _check_rate(rate_hz)
-    body_mass_kg, params = _check_common(protocol, lead, body_mass_kg, params, rate)
+    rate = check_rate(rate_hz)
+    body_mass_kg, params = check_request(protocol, lead, body_mass_kg, params, rate)
     if level_n is not None and not (math.isfinite(float(level_n)) and float(level_n) > 0.0):
         raise ValueError(f"level_n must be a positive finite force in N, got {level_n!r}")
     if not isinstance(plates, dict) or not plates:
@@ -244,14 +264,20 @@ def _analyze_forces(plates, rate_hz, protocol, *, lead=None, body_mass_kg=None, 
             raise ValueError(f"unknown plate role {role!r}; expected one of {', '.join(ROLES)}")
         if not isinstance(pf, PlateForces):
             raise ValueError(f"plate {role!r} must be a PlateForces, got {type(pf).__name__}")
-    _check_roles(protocol, plates.keys())
-    n = None
-    fz, mx, my = {}, {}, {}
+    check_roles(protocol, plates.keys())
+    n: int | None = None
+    fz: dict[str, np.ndarray] = {}
+    mx: dict[str, np.ndarray | None] = {}
+    my: dict[str, np.ndarray | None] = {}
     for role, pf in plates.items():
-        fz[role] = _as_signal(f"{role} fz_n", pf.fz_n, n)
-        n = fz[role].shape[0]
+        f = _as_signal(f"{role} fz_n", pf.fz_n, n)
+        if f is None:
+            raise ValueError(f"{role} fz_n is missing")
+        fz[role] = f
+        n = f.shape[0]
         mx[role] = _as_signal(f"{role} mx_nm", pf.mx_nm, n)
         my[role] = _as_signal(f"{role} my_nm", pf.my_nm, n)
+    assert n is not None  # plates is not empty
     total = np.zeros(n)
     for a in fz.values():
         total += a
@@ -259,72 +285,65 @@ def _analyze_forces(plates, rate_hz, protocol, *, lead=None, body_mass_kg=None, 
                 level_n=None if level_n is None else float(level_n))
 
 
-def analyze_counts(counts: np.ndarray, rate_hz: float, calibration: CalibrationArrays, protocol: str, *,
-                   lead: str | None = None, body_mass_kg: float | None = None,
-                   params: AnalysisParams | None = None, provenance: dict | None = None) -> AnalysisResult:
-    """The full pipeline from raw counts: calibration → forces → metrics.
+def analyze_plate_signals(fz_n: dict[str, np.ndarray], total_n: np.ndarray, rate_hz: float, protocol: str, *,
+                          moments: MomentSource | None = None, lead: str | None = None,
+                          body_mass_kg: float | None = None, params: AnalysisParams | None = None,
+                          provenance: dict | None = None) -> AnalysisResult:
+    """Analyse plate vertical forces whose moments are computed on demand.
+
+    The entry of the composition root (``steplab.analysis_pipeline.analyze_counts``):
+    the calibration stage computes every plate's Fz and their sum in one pass and
+    supplies the moments only where the metrics read them.
 
     Parameters
     ----------
-    counts : numpy.ndarray, integer (n, channels)
-        Raw ADC counts, one column per wire channel.
-    rate_hz : float
-        Sample rate, Hz.
-    calibration : CalibrationArrays
-        Maps channels to plate Fz [N], Mx, My [N·m]; its id and hash go into provenance.
-    protocol, lead, body_mass_kg, params, provenance
+    fz_n : dict role → numpy.ndarray
+        C-contiguous float64 (n,) plate vertical force [N], n ≥ 2, finite (roles from ``ROLES``).
+    total_n : numpy.ndarray
+        C-contiguous float64 (n,): the sum of the ``fz_n`` [N].  It is checked to be
+        finite, and with it the plates' samples (a NaN or inf sample of a plate makes
+        the sum non-finite).
+    moments : MomentSource or None
+        Moments (Mx, My) [N·m] of the plates it names; None: no COP metrics.
+    rate_hz, protocol, lead, body_mass_kg, params, provenance
         As ``analyze_forces``.
+
+    Returns
+    -------
+    AnalysisResult
     """
-    rate = _check_rate(rate_hz)
-    body_mass_kg, params = _check_common(protocol, lead, body_mass_kg, params, rate)
-    if not isinstance(calibration, CalibrationArrays):
-        raise ValueError(f"calibration must be a CalibrationArrays, got {type(calibration).__name__}")
-    c = np.asarray(counts)
-    if c.ndim != 2:
-        raise ValueError(f"counts must be a 2-D array (samples, channels), got shape {c.shape}")
-    if c.dtype.kind not in "iu":
-        if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
-            raise ValueError("counts hold NaN or inf values")
-        raise ValueError(f"counts must be integers (int32 ADC counts), got dtype {c.dtype}")
-    if c.shape[0] < 2:
-        raise ValueError(f"counts hold {c.shape[0]} sample(s); at least 2 are needed")
-    if calibration.max_channel >= c.shape[1]:
-        raise ValueError(f"calibration uses channel {calibration.max_channel} but counts have {c.shape[1]} channels")
-    roles = calibration.plate_roles
-    for r in roles:
-        if r not in ROLES:
-            raise ValueError(f"calibration plate role {r!r} is not one of {', '.join(ROLES)}")
-    _check_roles(protocol, roles)
-    if c.dtype != np.int32 and c.dtype != np.int64:
-        c = c.astype(np.int64)
-    c = np.ascontiguousarray(c)
-    n = c.shape[0]
-    fz_all = np.empty((len(roles), n))
-    total = np.empty(n)
-    K.calibrate_fz(c, calibration.channel_index, calibration.offsets_counts, calibration.linear[:, 0, :],
-                   calibration.quadratic[:, 0, :], bool(np.any(calibration.quadratic[:, 0, :] != 0.0)),
-                   np.ones(len(roles), dtype=np.bool_), fz_all, total)
-    fz = {r: fz_all[i] for i, r in enumerate(roles)}
-    prov = {"calibration_id": calibration.calibration_id, "calibration_hash": calibration.calibration_hash}
-    prov.update(provenance or {})
-    if "saturated_samples" not in prov:
-        # metrics.md § Provenance: saturated samples (a cell at the 24-bit converter's limit) are counted and flagged
-        used = np.unique(calibration.channel_index[calibration.channel_index >= 0]).astype(np.int64)
-        prov["saturated_samples"] = int(K.count_saturated_rows(c, used, ADC_MIN_COUNTS, ADC_MAX_COUNTS))
-    return _run(fz, {}, {}, total, rate, protocol, lead, body_mass_kg, params, prov, counts=c, calibration=calibration)
-
-
-ADC_MAX_COUNTS = 2**23 - 1  # 24-bit signed converter full scale
-ADC_MIN_COUNTS = -(2**23)
+    rate = check_rate(rate_hz)
+    body_mass_kg, params = check_request(protocol, lead, body_mass_kg, params, rate)
+    if not isinstance(fz_n, dict) or not fz_n:
+        raise ValueError("fz_n must be a non-empty dict of role → plate Fz array")
+    for role in fz_n:
+        if role not in ROLES:
+            raise ValueError(f"unknown plate role {role!r}; expected one of {', '.join(ROLES)}")
+    check_roles(protocol, fz_n.keys())
+    total = total_n
+    if not isinstance(total, np.ndarray) or total.dtype != np.float64 or total.ndim != 1 or not total.flags.c_contiguous:
+        raise ValueError("total_n must be a C-contiguous float64 1-D array")
+    n = total.shape[0]
+    if n < 2:
+        raise ValueError(f"the plate signals have {n} sample(s); at least 2 are needed")
+    for role, f in fz_n.items():
+        if not isinstance(f, np.ndarray) or f.dtype != np.float64 or f.shape != (n,) or not f.flags.c_contiguous:
+            raise ValueError(f"{role} fz_n must be a C-contiguous float64 array of the total's {n} samples")
+    if not K.all_finite(total):
+        raise ValueError("plate forces hold NaN or inf samples")
+    if moments is not None and not (callable(moments) and hasattr(moments, "roles")):
+        raise ValueError("moments must be a MomentSource (callable (role, lo, hi) with a roles attribute)")
+    return _run(dict(fz_n), {}, {}, total, rate, protocol, lead, body_mass_kg, params, dict(provenance or {}),
+                moment_source=moments)
 
 
 # --------------------------------------------------------------------------- pipeline
-def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, counts=None,
-         calibration=None, level_n=None) -> AnalysisResult:
+def _run(fz, mx, my, total, rate, protocol, lead, body_mass_kg, params, provenance, moment_source=None,
+         level_n=None) -> AnalysisResult:
     n = total.shape[0]
     roles = list(fz.keys())
-    trial = Trial(rate_hz=rate, params=params, fz=fz, mx=mx, my=my, total=total, n=n, counts=counts,
-                  calibration=calibration, fixed_level_n=level_n)
+    trial = Trial(rate_hz=rate, params=params, fz=fz, mx=mx, my=my, total=total, n=n,
+                  moment_source=moment_source, fixed_level_n=level_n)
     trial.v = np.empty(n)  # each rep writes its own integration range before reading it
     flags: list[str] = []
     caller_flags = provenance.pop("flags", None)

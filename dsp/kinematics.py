@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from steplab.constants import G_M_S2  # metrics.md § Conventions
 from steplab.dsp import _kernels as K
 
-G_M_S2 = 9.80665  # metrics.md § Conventions
+__all__ = ["G_M_S2", "com_velocity"]
 
 
 def com_velocity(force_n: np.ndarray, rate_hz: float, body_weight_n: float, start: int = 0,

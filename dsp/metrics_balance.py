@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from steplab.calibration.cop import cop_mm
 from steplab.dsp import analysis as A
 from steplab.dsp.filters import design_lowpass, filtfilt_rows_inplace
 from steplab.dsp.results import RepResult
@@ -24,14 +25,15 @@ COP_MARGIN_PERIODS = 5.0
 def filtered_cop(trial: A.Trial, role: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """COP (x = ML, y = AP, mm) of one plate over [lo, hi), low-passed at cop_cutoff_hz.
 
-    metrics.md § Signals: NaN wherever Fz < cop_min_force_n (never huge).  Each
+    metrics.md § Signals: NaN wherever Fz < cop_min_force_n (never huge; the one COP
+    function, ``steplab.calibration.cop.cop_mm``).  Each
     contiguous valid stretch is filtered as a whole (decision 0003), i.e. the filter
     runs over the stretch beyond the window's edges (up to COP_MARGIN_PERIODS cut-off
     periods), so the window's ends are not filter edges; too-short stretches stay raw.
     """
     p = trial.params
     m = hi - lo
-    if m <= 0 or (role not in trial.mx and trial.calibration is None):
+    if m <= 0 or not trial.has_moments(role):
         nanv = np.full(max(m, 0), np.nan)
         return nanv, nanv.copy()
     fz_all = trial.fz[role]
@@ -48,13 +50,8 @@ def filtered_cop(trial: A.Trial, role: str, lo: int, hi: int) -> tuple[np.ndarra
     if mx is None:
         nanv = np.full(m, np.nan)
         return nanv, nanv.copy()
-    fz = fz_all[elo:ehi]
-    me = ehi - elo
-    valid = fz >= thr
-    x = np.full(me, np.nan)
-    y = np.full(me, np.nan)
-    np.divide(-1000.0 * my, fz, out=x, where=valid)
-    np.divide(1000.0 * mx, fz, out=y, where=valid)
+    x, y = cop_mm(fz_all[elo:ehi], mx, my, min_force_n=thr)
+    valid = ~np.isnan(x)
     sos, _, _ = design_lowpass(p.filter_order, p.cop_cutoff_hz, trial.rate_hz)
     min_len = 3 * (2 * sos.shape[0] + 1)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], valid.view(np.int8), [0]))))
@@ -210,6 +207,7 @@ def analyze_squat(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[RepResul
     v = trial.v
     reps = []
     qs, qe = trial.quiet_start, trial.quiet_end
+    assert qs is not None and qe is not None  # set by the successful weighing above
     while True:
         d = A.K.first_outside(trial.total, qe, trial.n, trial.level_n, trial.thr_n)
         if d < 0:

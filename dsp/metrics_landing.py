@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from steplab.constants import G_M_S2
 from steplab.dsp import analysis as A
 from steplab.dsp.events import integral_between, value_at
 from steplab.dsp.results import RepResult
@@ -166,7 +167,7 @@ def weigh_drop_landing(trial: A.Trial, landings: list[tuple[int, int, bool]], bo
         s, mean, sd, ok = A.quiet_window(trial, lo, hi, body_mass_kg)
         if not ok:
             continue
-        bw = body_mass_kg * A.G_M_S2 if body_mass_kg is not None else mean
+        bw = body_mass_kg * G_M_S2 if body_mass_kg is not None else mean
         if sd <= max(p.unsteady_sd_n, p.unsteady_bw_fraction * bw):
             return A.set_weighing(trial, s, mean, sd, True, body_mass_kg, flags)
         if first_ok is None:
@@ -180,7 +181,7 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
     """metrics.md § Drop landing: one rep per landing, v integrated backwards from the quiet stance after it."""
     p = trial.params
     r = trial.rate_hz
-    floors = [f for f in ("floor_left", "floor_right") if f in trial.fz]
+    floors: list[str] = [f for f in ("floor_left", "floor_right") if f in trial.fz]
     landings = _landings_after_flight(trial, [run for run in A.floor_contact_events(trial, floors) if run[0] > 0])
     ok = weigh_drop_landing(trial, landings, body_mass_kg, flags)
     reps = []
@@ -191,7 +192,7 @@ def analyze_drop_landing(trial: A.Trial, *, lead, body_mass_kg, flags) -> list[R
         contacts = {f: c[2] for f, c in A.plate_contacts_in(trial, floors, on, off).items()}
         if not contacts:
             continue
-        first = min(contacts, key=contacts.get)
+        first = min(contacts, key=lambda f: contacts[f])
         rep_lead = lead if lead is not None else first.split("_", 1)[1]
         t_c = contacts[first]
         # metrics.md § Drop landing: per-plate metrics do not depend on a lead; an override only

@@ -106,7 +106,7 @@ def _reps_from_the_box(trial: A.Trial, lead, metric_names, reps: list[RepResult]
     contacts = _reps_by_floor_contact(trial, floors)
     for k, (on, off, bounced) in enumerate(contacts):
         rep_flags = ["bounce"] if bounced else []
-        region_lo = contacts[k - 1][1] if k > 0 else trial.quiet_start
+        region_lo = contacts[k - 1][1] if k > 0 else (trial.quiet_start if trial.quiet_start is not None else 0)
         hi = contacts[k + 1][0] if k + 1 < len(contacts) else trial.n
         role, crun, problem = lead_contact(trial, floors, on, off, lead)
         rep_lead = role.split("_", 1)[1] if role else lead

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from steplab.calibration.forces import PlateForces
+
 PROTOCOLS: tuple[str, ...] = ("step-down", "forward-step-down", "drop-landing", "squat", "balance")
 ROLES: tuple[str, ...] = ("box", "floor_left", "floor_right")
 
@@ -19,24 +21,7 @@ PROTOCOL_VERSIONS: dict[str, str] = {p: "1.0" for p in PROTOCOLS}
 
 STABILIZATION_METHODS: tuple[str, ...] = ("threshold",)
 
-
-@dataclass(frozen=True)
-class PlateForces:
-    """One plate's calibrated signals, sampled at the analysis rate.
-
-    Attributes
-    ----------
-    fz_n : numpy.ndarray
-        float64 (n,), vertical force in N, positive under load.
-    mx_nm, my_nm : numpy.ndarray or None
-        Moments about the plate's surface centre in N·m (plate frame: x right,
-        y forward, z up).  ``COP_x_mm = -1000*My/Fz``, ``COP_y_mm = 1000*Mx/Fz``,
-        NaN where ``Fz < cop_min_force_n``.
-    """
-
-    fz_n: np.ndarray
-    mx_nm: np.ndarray | None = None
-    my_nm: np.ndarray | None = None
+__all__ = ["PROTOCOLS", "ROLES", "PROTOCOL_VERSIONS", "STABILIZATION_METHODS", "PlateForces", "AnalysisParams"]
 
 
 @dataclass(frozen=True)

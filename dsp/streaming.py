@@ -40,10 +40,10 @@ import time
 import numpy as np
 from scipy import signal
 
+from steplab.constants import G_M_S2
 from steplab.dsp import _kernels as K
 from steplab.dsp import _streaming_kernels as SK
 from steplab.dsp.analysis import BODY_MASS_MISMATCH_FRACTION, BODY_MASS_MISMATCH_MIN_N, MIN_QUIET_FRACTION, _analyze_forces
-from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.params import PROTOCOLS, ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import RepResult
 
@@ -183,7 +183,7 @@ class StreamingAnalyzer:
                              f"missing {sorted(missing)}, unexpected {sorted(unknown)}")
         n = None
         fz = []
-        mom = []
+        mom: list[tuple[np.ndarray, np.ndarray] | None] = []
         for r in self.roles:
             v = block[r]
             if isinstance(v, PlateForces):
@@ -378,7 +378,8 @@ class StreamingAnalyzer:
                 plates[r] = PlateForces(self._fz[i, s:end].copy())
         try:
             res = _analyze_forces(plates, self.rate_hz, self.protocol, lead=self.lead,
-                                  body_mass_kg=self.body_weight_n / G_M_S2, params=self.params,
+                                  body_mass_kg=None if self.body_weight_n is None else self.body_weight_n / G_M_S2,
+                                  params=self.params,
                                   level_n=self.quiet_force_n)
         except ValueError:
             return []

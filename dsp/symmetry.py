@@ -462,7 +462,7 @@ def compare_visits(before: Mapping[str, MetricSymmetry], after: Mapping[str, Met
             elif better is None:
                 verdict = "changed"
             else:
-                verdict = "improved" if ((change > 0) == (better == "higher")) else "worsened"
+                verdict = "improved" if ((change is not None and change > 0) == (better == "higher")) else "worsened"
             per[limb] = LimbChange(name, limb, b.mean, a.mean, change, te, mdc, exceeds, verdict)
         out[name] = per
     return out

@@ -1,4 +1,4 @@
-"""Compile every kernel at application start, and the synthetic step-down used to do so.
+"""Compile every dsp kernel at application start, and the synthetic step-down used to do so.
 
 ``warm_up()`` runs each protocol once on a tiny synthetic trial so that no clinician
 waits on numba compilation (kernels are ``cache=True``: later starts load them).
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from steplab.dsp.kinematics import G_M_S2
+from steplab.constants import G_M_S2
 from steplab.dsp.params import PlateForces
 
 
@@ -66,49 +66,19 @@ def synthetic_step_down(rate_hz: float = 1000.0, mass_kg: float = 70.0, *, quiet
             other: PlateForces(zero.copy(), zero.copy(), zero.copy())}
 
 
-def forces_to_counts(plates: dict[str, PlateForces], rig) -> np.ndarray:
-    """Invert the nominal calibration: plate Fz and COP → corner-cell loads → int32 counts.
-
-    Cell loads use bilinear weights over the plate's four corner cells, which reproduce
-    Fz, Mx and My exactly; counts = load·nominal_counts_per_n, rounded.
-    """
-    n = len(next(iter(plates.values())).fz_n)
-    counts = np.zeros((n, rig.channels), dtype=np.int32)
-    for p in rig.plates:
-        if p.role not in plates:
-            continue
-        pf = plates[p.role]
-        fz = np.asarray(pf.fz_n, dtype=float)
-        safe = np.where(np.abs(fz) > 1e-9, fz, 1.0)
-        x_m = np.where(np.abs(fz) > 1e-9, -np.asarray(pf.my_nm) / safe, 0.0) if pf.my_nm is not None else np.zeros(n)
-        y_m = np.where(np.abs(fz) > 1e-9, np.asarray(pf.mx_nm) / safe, 0.0) if pf.mx_nm is not None else np.zeros(n)
-        hw = max(abs(c.x_mm) for c in p.cells) / 1000.0
-        hl = max(abs(c.y_mm) for c in p.cells) / 1000.0
-        for c in p.cells:
-            sx = math.copysign(1.0, c.x_mm)
-            sy = math.copysign(1.0, c.y_mm)
-            load = 0.25 * fz * (1.0 + sx * x_m / hw) * (1.0 + sy * y_m / hl)
-            counts[:, c.channel] = np.round(load * c.nominal_counts_per_n).astype(np.int32)
-    return counts
-
-
 def warm_up() -> float:
-    """Compile (or load from cache) every kernel; returns the seconds it took."""
-    from steplab.acquisition.rig import default_rig
-    from steplab.dsp.analysis import analyze_counts, analyze_forces
-    from steplab.dsp.calibration_arrays import nominal_calibration
+    """Compile (or load from cache) every dsp kernel; returns the seconds it took.
+
+    The calibration kernels (counts → newtons) are ``steplab.calibration.warmup``'s;
+    ``steplab.analysis_pipeline.warm_up`` warms both, as the commands need them.
+    """
+    from steplab.dsp.analysis import analyze_forces
     from steplab.dsp.filters import lowpass_zero_lag
     from steplab.dsp.kinematics import com_velocity
 
     t0 = time.perf_counter()
     plates = synthetic_step_down(rate_hz=500.0, quiet_s=1.5, end_quiet_s=1.2)
-    rig = default_rig(sample_rate_hz=500.0)
-    counts = forces_to_counts(plates, rig)
-    cal = nominal_calibration(rig)
-    analyze_counts(counts, 500.0, cal, "step-down")
-    from steplab.dsp.forces import calibrated_forces
-
-    calibrated_forces(counts, cal)  # the live view's path
+    analyze_forces(plates, 500.0, "step-down")
     from steplab.dsp.streaming import StreamingAnalyzer
 
     live = StreamingAnalyzer(500.0, tuple(plates), protocol="step-down")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from steplab.acquisition.trial_file import Trial
-from steplab.dsp.calibration_arrays import CalibrationArrays, nominal_calibration
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
 from steplab.dsp.params import PlateForces
 from steplab.records.export_model import ExportSubject, ExportTrial, export_meta
 

@@ -14,7 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from steplab.dsp import ROLES, AnalysisParams, AnalysisResult, analyze_counts, analyze_forces
+from steplab.analysis_pipeline import analyze_counts
+from steplab.dsp import ROLES, AnalysisParams, AnalysisResult, analyze_forces
 from steplab.records.importers import LoadedTrial, load_forces
 
 

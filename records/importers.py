@@ -5,7 +5,7 @@
 * a **steplab trial file** (a ZIP archive, see ``steplab.acquisition.trial_file``):
   raw counts are calibrated with the calibration stored in the trial (when it
   holds the full arrays) or else the rig's nominal calibration; the counts and
-  calibration are kept so the caller can run ``steplab.dsp.analyze_counts``.
+  calibration are kept so the caller can run ``steplab.analysis_pipeline.analyze_counts``.
   Lost samples (gaps) are filled by linear interpolation of the counts and
   counted in the provenance (``interpolated_samples``);
 * a **C3D** file (``.c3d``) with FORCE_PLATFORM entries of TYPE 1–4: ezc3d reads
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from steplab.dsp.calibration_arrays import CalibrationArrays, nominal_calibration
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
 from steplab.dsp.params import PlateForces
 
 #: Default plate roles by number of plates, in file order.
@@ -126,7 +126,7 @@ def forces_from_counts(counts: np.ndarray, calibration: CalibrationArrays) -> di
 
     ``counts`` is (n, channels); every channel the calibration uses must exist.
     """
-    from steplab.dsp import calibrated_forces
+    from steplab.calibration.apply import calibrated_forces
 
     try:
         return calibrated_forces(counts, calibration)

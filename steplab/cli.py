@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 from steplab import __version__
@@ -58,11 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"steplab {args.command}: error: {exc}", file=sys.stderr)
+        _say_error(f"steplab {args.command}: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"steplab {args.command}: interrupted", file=sys.stderr)
-        return 130
+        _say_error(f"steplab {args.command}: interrupted")
+        return 128 + int(signal.SIGINT)
+    except BrokenPipeError:
+        # whoever read our output went away (`steplab ... | head`): stop quietly, as a Unix filter does
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
+        except (OSError, ValueError):
+            pass
+        return 128 + int(signal.SIGPIPE)
+
+
+def _say_error(line: str) -> None:
+    """The one error line on stderr; a terminal that is gone (SIGHUP, a dropped SSH session) is not a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

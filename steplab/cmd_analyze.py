@@ -88,7 +88,8 @@ def analyze_file(path: str, *, protocol: str = "step-down", lead: str | None = N
                  plates: str | None = None, body_mass_kg: float | None = None, calibration: str | None = None,
                  warn=None):
     """Load and analyse one recording; returns an AnalysisResult (raises ValueError on bad input)."""
-    from steplab.dsp import ROLES, analyze_counts, analyze_forces
+    from steplab.analysis_pipeline import analyze_counts
+    from steplab.dsp import ROLES, analyze_forces
     from steplab.records.importers import load_forces
 
     loaded = load_forces(path, rate_hz=rate_hz, plates=plates)

@@ -6,15 +6,16 @@
 The interactive form prints each prompt on stdout and waits for Enter before it
 starts reading the plate for that step (the step is then accepted by itself once
 the load is steady). The device side is any ``counts_source(n) -> (n, channels)``
-callable; here ``DeviceCountsSource`` opens the address with
-``acquisition.device.open_device``, sends ``start`` and decodes frames with
-``acquisition.frame_decoder.FrameDecoder``.
+callable; here ``DeviceCountsSource`` acquires through the same acquisition
+session as ``steplab record`` (``acquisition.counts_source.SessionCountsSource``)
+and sends ``start``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,90 +25,49 @@ from steplab.errors import UserError
 
 
 class DeviceCountsSource:
-    """Raw counts from a step box: ``source(n)`` blocks until n samples arrived."""
+    """Raw counts from a step box: ``source(n)`` blocks until n samples arrived.
 
-    def __init__(self, address: str, channels: int, max_idle_reads: int = 100) -> None:
-        from steplab.acquisition import protocol
-        from steplab.acquisition.device import DeviceError, open_device
-        from steplab.acquisition.frame_decoder import FrameDecoder
+    The acquisition session's counts sink (``acquisition.counts_source``: the
+    reader, handshake, identity check and timeline of ``steplab record``) with
+    its errors as one-line UserErrors.
+    """
+
+    def __init__(self, address: str, rig) -> None:
+        from steplab.acquisition.counts_source import SessionCountsSource
+        from steplab.acquisition.device import DeviceError
 
         try:
-            self.device = open_device(address)
-            self.device.open()
-            self.device.write(protocol.encode_command("start", 1))
+            self._source = SessionCountsSource(address, rig)
         except DeviceError as exc:
             raise UserError(str(exc)) from None
-        self.decoder = FrameDecoder()
-        self.channels = int(channels)
-        self.max_idle_reads = int(max_idle_reads)
-        self._pending = np.zeros((0, self.channels), dtype=np.int32)
-        self.replies: list[dict] = []
-        self._cmd_id = 1
 
     def command(self, cmd: str, **args) -> None:
         """Send a command frame to the device (its reply arrives with later reads)."""
-        from steplab.acquisition import protocol
-        from steplab.acquisition.device import DeviceError
-
-        self._cmd_id += 1
-        try:
-            self.device.write(protocol.encode_command(cmd, self._cmd_id, **args))
-        except DeviceError as exc:
-            raise UserError(f"device lost: {exc}") from None
-
-    def _read_once(self) -> bool:
-        """One read; True when samples arrived."""
-        from steplab.acquisition import protocol
         from steplab.acquisition.device import DeviceError
 
         try:
-            data = self.device.read()
+            self._source.command(cmd, **args)
         except DeviceError as exc:
-            raise UserError(f"device lost: {exc}") from None
-        if not data:
-            return False
-        chunk = self.decoder.feed(data)
-        for msg in chunk.messages:
-            if msg.frame_type == protocol.FRAME_TYPE_REPLY:
-                self.replies.append(msg.payload)
-        if chunk.counts.shape[0] == 0:
-            return False
-        if chunk.counts.shape[1] != self.channels:
-            raise UserError(f"the device sends {chunk.counts.shape[1]} channels but the rig has {self.channels}")
-        self._pending = np.concatenate([self._pending, chunk.counts])
-        return True
+            raise UserError(str(exc)) from None
 
     def info(self, timeout_s: float = 10.0) -> dict | None:
         """The device's answer to ``info`` (None if it does not answer within ``timeout_s``)."""
-        import time
-
-        self.command("info")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._read_once()
-            for r in self.replies:
-                if "rig" in r and "firmware" in r:
-                    return r
-        return None
+        return self._source.info(timeout_s)
 
     def __call__(self, n: int) -> np.ndarray:
-        idle = 0
-        while self._pending.shape[0] < n:
-            if self._read_once():
-                idle = 0
-                continue
-            idle += 1
-            if idle > self.max_idle_reads:
-                raise UserError("the device sends no data")
-        out, self._pending = self._pending[:n], self._pending[n:]
-        return out
+        from steplab.acquisition.device import DeviceError
+
+        try:
+            return self._source(n)
+        except DeviceError as exc:
+            raise UserError(str(exc)) from None
 
     def skip_pending(self) -> None:
         """Drop samples buffered before the operator acted."""
-        self._pending = self._pending[:0]
+        self._source.skip_pending()
 
     def close(self) -> None:
-        self.device.close()
+        self._source.close()
 
 
 class WireRobot:
@@ -182,20 +142,43 @@ def _check_verification(results) -> None:
 
 
 def _save(record, out) -> Path:
-    from steplab.calibration.records import save_record
+    from steplab.calibration.records import CalibrationRecordError, save_record
 
     try:
         return save_record(record, path=out) if out else save_record(record)
+    except CalibrationRecordError as exc:  # --out appeared during the calibration: never replaced
+        raise UserError(f"calibration not saved: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot save the calibration record: {exc.strerror or exc}") from None
 
 
-def run(args: argparse.Namespace) -> int:
+WARMUP_RANGE_S = (0.0, 7200.0)
+SETTLE_TIMEOUT_RANGE_S = (1.0, 3600.0)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse absurd options once, before anything runs, for every form (sim, port, --auto)."""
     if not (0 <= args.seed < 2**32):
         raise UserError(f"--seed {args.seed} must be in 0..{2**32 - 1}")
+    lo, hi = WARMUP_RANGE_S
+    if args.warmup_s is not None and not (lo <= args.warmup_s <= hi):  # also NaN
+        raise UserError(f"--warmup-s {args.warmup_s:g} must be in {lo:g}..{hi:g}")
+    lo, hi = SETTLE_TIMEOUT_RANGE_S
+    if args.settle_timeout is not None and not (lo <= args.settle_timeout <= hi):
+        raise UserError(f"--settle-timeout {args.settle_timeout:g} must be in {lo:g}..{hi:g}")
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise UserError(f"--out {args.out} is a directory; give a file name")
+        if os.path.lexists(out):
+            raise UserError(f"--out {args.out} already exists; refusing to overwrite a calibration record")
+        if not out.parent.is_dir():
+            raise UserError(f"the folder of --out {args.out} does not exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_options(args)
     rig = _load_rig(args.rig)
-    if args.out and Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a directory; give a file name")
     if args.auto and args.device == "sim":
         return _run_auto(args, rig)
     if args.auto:
@@ -218,7 +201,8 @@ def _run_auto(args, rig) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
     try:
-        auto = run_auto_calibration(rig=rig, seed=args.seed, plates=plates, operator=args.operator or "sim-robot")
+        auto = run_auto_calibration(rig=rig, seed=args.seed, plates=plates, operator=args.operator or "sim-robot",
+                                    settings=_in_process_settings(args))
     except CalibrationAborted as exc:
         raise UserError(f"calibration stopped: {exc}") from None
     _check_verification(auto.results)
@@ -242,7 +226,7 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
     from steplab.calibration.robot import CalibrationAborted
 
     warm_up()  # compile the decoder before talking to the rig
-    source = DeviceCountsSource(args.device, rig.channels)
+    source = DeviceCountsSource(args.device, rig)
     try:
         robot = None
         if auto:
@@ -277,6 +261,20 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
     return 0
 
 
+def _in_process_settings(args):
+    """The in-process robot's fast settings with --warmup-s / --settle-timeout applied (None: the defaults)."""
+    import dataclasses
+
+    from steplab.calibration.procedure import ProcedureSettings
+
+    changes: dict[str, float] = {}
+    if args.warmup_s is not None:
+        changes["warmup_s"] = max(args.warmup_s, 0.5)  # the channel health check needs a little data
+    if args.settle_timeout is not None:
+        changes["settle_timeout_s"] = args.settle_timeout
+    return dataclasses.replace(ProcedureSettings.fast(), **changes) if changes else None  # type: ignore[arg-type]
+
+
 def _settings(args, auto: bool):
     """Procedure settings: the robot's fast ones or the operator's defaults, with the options applied."""
     import dataclasses
@@ -284,20 +282,16 @@ def _settings(args, auto: bool):
     from steplab.calibration.procedure import ProcedureSettings
 
     settings = ProcedureSettings.fast() if auto else ProcedureSettings()
-    changes = {}
+    changes: dict[str, float] = {}
     if auto:
         # over a port the robot's command reaches the plate one link latency later (device and host
         # buffers): give a load 30 s of samples to settle instead of the in-process robot's 5 s
         changes["settle_timeout_s"] = 30.0
-    if args.warmup_s is not None:
-        if not (0.0 <= args.warmup_s <= 7200.0):
-            raise UserError(f"--warmup-s {args.warmup_s:g} must be in 0..7200")
+    if args.warmup_s is not None:  # (ranges checked in _check_options)
         changes["warmup_s"] = max(args.warmup_s, 0.5)  # the channel health check needs a little data
     if args.settle_timeout is not None:
-        if not (1.0 <= args.settle_timeout <= 3600.0):
-            raise UserError(f"--settle-timeout {args.settle_timeout:g} must be in 1..3600")
         changes["settle_timeout_s"] = args.settle_timeout
-    return dataclasses.replace(settings, **changes) if changes else settings
+    return dataclasses.replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
 
 
 def _drive_one(proc, source, robot, rig):

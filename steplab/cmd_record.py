@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,26 @@ def _calibration_lookup(path: str | None):
     return calibration_for
 
 
+def _say(text: str, file=None) -> None:
+    """Print one line; a terminal that is gone (SIGHUP, a closed SSH session) is not an error."""
+    try:
+        print(text, file=file or sys.stdout, flush=True)
+    except OSError:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
+    from steplab.acquisition.recorder import journal_path_for
+    from steplab.acquisition.stop_signals import StopSignals
+
+    out = Path(args.out)
+    stop = StopSignals(repeat_message=f"steplab record: already stopping; finishing the partial trial {out} "
+                                      f"(the raw journal {journal_path_for(out)} is kept)")
+    with stop:  # SIGINT, SIGTERM, SIGHUP: an orderly stop (an inherited "ignore" stays)
+        return _record(args, out, stop)
+
+
+def _record(args: argparse.Namespace, out: Path, stop) -> int:
     from steplab.acquisition.device import DeviceError, open_device
     from steplab.acquisition.journal import JournalError
     from steplab.acquisition.recorder import MAX_RECORDING_S, RecordingInterrupted, record
@@ -59,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not (0 < args.seconds <= MAX_RECORDING_S):
         raise UserError(f"--seconds {args.seconds:g} must be in (0, {MAX_RECORDING_S:g}]")
-    out = Path(args.out)
-    if out.exists():
+    if os.path.lexists(out):
         raise UserError(f"{out} already exists; refusing to overwrite a recording")
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise UserError(f"the folder of {out} does not exist")
     from steplab.cmd_ingest_options import check_record_target, save_recorded
 
@@ -80,22 +99,27 @@ def run(args: argparse.Namespace) -> int:
         from steplab.acquisition.frame_decoder import warm_up
 
         warm_up()  # compile the decoder before the clock of the connect timeout starts
+        if stop.is_set():  # a signal during the warm-up: nothing was opened or written
+            _say(f"steplab record: stopped by {stop.signal_name or 'request'} before the recording started; "
+                 "nothing was written", sys.stderr)
+            return stop.exit_code
         trial, summary = record(device, args.seconds, out, rig=rig, calibration_for=calibration_for,
-                                reconnect_timeout_s=args.reconnect_timeout)
+                                reconnect_timeout_s=args.reconnect_timeout, stop_event=stop)
     except RecordingInterrupted as exc:
-        print(f"steplab record: {exc}", file=sys.stderr)
+        by = f" (stopped by {stop.signal_name})" if stop.signal_name and stop.signal_name != "SIGINT" else ""
+        _say(f"steplab record: {exc}{by}", sys.stderr)
         if exc.summary is not None and args.json:
-            print(json.dumps(exc.summary))
-        return 130
+            _say(json.dumps(exc.summary))
+        return stop.exit_code
     except (DeviceError, RigError, JournalError, TrialFileError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
-        print(json.dumps(summary))
+        _say(json.dumps(summary))
     else:
-        print(f"recorded {summary['samples']} samples ({summary['channels']} channels at {summary['sample_rate_hz']:g} Hz) "
-              f"into {out}; lost {summary['lost_samples']} samples in {len(summary['gaps'])} gaps, "
-              f"{summary['crc_errors']} CRC errors")
+        _say(f"recorded {summary['samples']} samples ({summary['channels']} channels at {summary['sample_rate_hz']:g} Hz) "
+             f"into {out}; lost {summary['lost_samples']} samples in {len(summary['gaps'])} gaps, "
+             f"{summary['crc_errors']} CRC errors")
     if summary["lost_samples"]:
-        print(f"steplab record: warning: {summary['lost_samples']} samples lost; see quality.gaps in {out}", file=sys.stderr)
+        _say(f"steplab record: warning: {summary['lost_samples']} samples lost; see quality.gaps in {out}", sys.stderr)
     save_recorded(args, out)  # with --patient: the trial and its analysis into the visit
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from steplab.errors import UserError
@@ -26,8 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from steplab.acquisition.trial_file import TrialFileError
 
     out = Path(args.out)
-    if out.exists():
+    if os.path.lexists(out):  # checked again, atomically, when the trial is linked into place
         raise UserError(f"{out} already exists; refusing to overwrite it")
+    if not out.parent.is_dir():
+        raise UserError(f"the folder of {out} does not exist")
     try:
         _trial, summary = recover(args.journal, out)
     except (JournalError, RecordingError, RigError, TrialFileError) as exc:

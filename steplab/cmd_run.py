@@ -1,9 +1,21 @@
-"""`steplab run`: the lab dashboard (default: the simulated step box, on 127.0.0.1:8050)."""
+"""`steplab run`: the lab dashboard (default: the simulated step box, on 127.0.0.1:8050).
+
+The web side is waitress with a bounded pool of worker threads and a bounded
+number of connections; acquisition (the session's reader and consumer) and the
+live analysis run on threads of their own, so no number of web connections
+can cost a sample.  The port is bound before anything is announced (a busy
+port is a one-line error).  SIGTERM or SIGINT: the server stops taking
+requests, the live session stops (the device is closed) and the command exits 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
+import signal
+import sys
+import threading
 
 from steplab.errors import UserError
 
@@ -26,7 +38,7 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.calibration.active import active_calibration
     from steplab.calibration.records import CalibrationRecordError
-    from steplab.dashboard.live_source import LiveAcquisition
+    from steplab.dashboard.live_feed import LiveFeed
 
     def calibration_for(rig):
         active = active_calibration(rig)
@@ -44,35 +56,124 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
         calibration = calibration_for(rig) if rig is not None else None
     except (RigError, DeviceError, CalibrationRecordError) as exc:
         raise UserError(str(exc)) from None
-    return LiveAcquisition(dev, rig, calibration=calibration, calibration_for=calibration_for)
+    def on_trial_saved(path, trial, summary) -> None:
+        # hook for the records database (being built): today the trial file in STEPLAB_DATA_DIR/trials is the record
+        print(f"steplab: saved trial {path} ({summary.get('samples', 0)} samples, "
+              f"{summary.get('lost_samples', 0)} lost)", flush=True)
+
+    return LiveFeed(dev, rig, calibration=calibration, calibration_for=calibration_for, on_trial_saved=on_trial_saved)
+
+
+def trials_dir():
+    """Where the dashboard's recordings go: ``$STEPLAB_DATA_DIR/trials``."""
+    from steplab.calibration.records import data_dir
+
+    return data_dir() / "trials"
+
+
+WEB_THREADS = 4  # waitress worker threads: bounded, whatever the number of clients
+WEB_CONNECTION_LIMIT = 64  # connections beyond this wait in the listen backlog; acquisition never waits
+WEB_CHANNEL_TIMEOUT_S = 20  # an idle (or half-open) connection is closed after this long
+
+
+class _LateApp:
+    """A WSGI application that answers 503 until the dashboard is plugged in."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Retry-After", "2")])
+            return [b"steplab is starting\n"]
+        return self.app(environ, start_response)
+
+
+def bind_server(wsgi_app, host: str, port: int):
+    """The waitress server bound to host:port (not yet serving); a busy port is a one-line UserError."""
+    from waitress.server import create_server
+
+    try:
+        return create_server(wsgi_app, host=host, port=port, threads=WEB_THREADS,
+                             connection_limit=WEB_CONNECTION_LIMIT, channel_timeout=WEB_CHANNEL_TIMEOUT_S,
+                             clear_untrusted_proxy_headers=True, ident="steplab")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is in use by another program (try --port)") from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+STOP_REASONS = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupted"}
+
+
+def serve_until_signalled(server, stop: threading.Event) -> str:
+    """Serve on a thread of its own until SIGTERM/SIGINT (or ``stop``), then stop taking requests.
+
+    Returns how it ended ("terminated", "interrupted", "stopped").  The handlers
+    stay installed (they only set ``stop``): a second signal cannot break the
+    saving of a recording in progress that follows.
+    """
+    why = ["stopped"]
+
+    def on_signal(signum, _frame) -> None:
+        if not stop.is_set():
+            why[0] = STOP_REASONS.get(signum, "stopped")
+        stop.set()
+
+    for sig in STOP_REASONS:
+        signal.signal(sig, on_signal)
+    thread = threading.Thread(target=server.run, name="steplab-web", daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5):
+            if not thread.is_alive():
+                break
+    finally:
+        server.close()  # no new requests; the worker threads are daemons and end with the process
+    return why[0]
 
 
 def run(args: argparse.Namespace) -> int:
     if not (1 <= args.port <= 65535):
         raise UserError(f"--port {args.port} is outside 1..65535")
     try:
-        ipaddress.ip_address(args.host)
+        local = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         if args.host != "localhost":
             raise UserError(f"--host {args.host!r} is not an IP address") from None
+        local = True
+    if not local:
+        print(f"steplab: warning: listening on {args.host}: other computers on the network can reach the "
+              "dashboard and start recordings (it has no login yet)", file=sys.stderr, flush=True)
     from steplab.acquisition.device import DeviceError
     from steplab.acquisition.frame_decoder import warm_up as warm_decoder
+    from steplab.analysis_pipeline import warm_up as warm_dsp
     from steplab.dashboard.app import create_app
-    from steplab.dsp.warmup import warm_up as warm_dsp
 
     live = build_live(args.device, args.rig, args.seed)  # a bad --device or --rig fails before the slow warm-up
-    print("steplab: compiling the analysis core (cached after the first start)…", flush=True)
-    warm_decoder()
-    warm_dsp()
+    holder = _LateApp()  # the dashboard is plugged in once the device is known
+    server = bind_server(holder, args.host, args.port)  # a busy port fails before anything is announced
+    stop = threading.Event()
     try:
-        live.start()
-    except DeviceError as exc:
-        raise UserError(str(exc)) from None
-    app = create_app(live)
-    rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
-    print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})", flush=True)
-    try:
-        app.run(host=args.host, port=args.port, debug=False)
+        print("steplab: compiling the analysis core (cached after the first start)…", flush=True)
+        warm_decoder()
+        warm_dsp()
+        try:
+            live.start()
+        except DeviceError as exc:
+            raise UserError(str(exc)) from None
+        reason = "stopped"
+        try:
+            app = create_app(live, trials_dir=trials_dir())
+            holder.app = app.server
+            rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
+            print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})",
+                  flush=True)
+            reason = serve_until_signalled(server, stop)
+        finally:
+            live.stop(reason)  # a recording in progress is finished and saved (on_trial_saved: the records hook)
+            live.close()
     finally:
-        live.stop()
+        server.close()
+    print("steplab: dashboard stopped", flush=True)
     return 0

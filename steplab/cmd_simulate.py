@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
+import threading
 
 from steplab.errors import UserError
 
@@ -16,13 +18,17 @@ def register(sub) -> None:
         "simulate",
         help="run the simulated step box on a pseudo-terminal",
         description="Serve the physics-based simulated step box on a pseudo-terminal. The first line on "
-        "stdout is 'port: /dev/pts/N'; it streams frames until killed or until --seconds pass.",
+        "stdout is 'port: /dev/pts/N'; it streams frames until killed or until --seconds pass. "
+        "SIGUSR1 reboots the device at once (its reset button): a new boot id, the sample index from 0.",
     )
     p.add_argument("--pty", action="store_true", required=True, help="serve on a pseudo-terminal (the only transport)")
     p.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate in Hz (default: the rig's, 1000)")
     p.add_argument("--seconds", type=float, default=None, metavar="S", help="stop after S seconds (default: run until killed)")
     p.add_argument("--scenario", default="session", choices=SCENARIOS, help="what the virtual subject does (default: session)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same subject and noise")
+    p.add_argument("--boot-id", type=int, default=None, metavar="N",
+                   help="fixed boot id of this power-up, 1..4294967295 (default: a fresh random one, as a real rig "
+                        "draws at every power-up; for tests of a host facing firmware that repeats its boot id)")
     p.add_argument("--fault-rate", type=float, default=0.0, metavar="P",
                    help="probability per byte of a bit flip, a dropped byte or an inserted byte")
     p.add_argument("--rig", default=None, metavar="FILE",
@@ -59,8 +65,10 @@ def build_sim(args) -> tuple:
         raise UserError(f"--seed {args.seed} must be in 0..{2**32 - 1}")
     if not (0.0 <= args.fault_rate < 0.5):
         raise UserError(f"--fault-rate {args.fault_rate:g} must be in [0, 0.5)")
-    if args.seconds is not None and args.seconds <= 0:
-        raise UserError("--seconds must be positive")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise UserError(f"--seconds {args.seconds:g} must be a positive number of seconds")
+    if args.boot_id is not None and not (1 <= args.boot_id < 2**32):
+        raise UserError(f"--boot-id {args.boot_id} must be in 1..{2**32 - 1}")
     if not (20.0 <= args.body_mass <= 300.0):
         raise UserError(f"--body-mass {args.body_mass:g} kg is outside 20..300")
     if not (0.0 <= args.asymmetry <= 0.5):
@@ -76,7 +84,8 @@ def build_sim(args) -> tuple:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     engine = SimDeviceEngine(model, rig, rate_hz=rate, samples_per_frame=args.samples_per_frame,
-                             seed=args.seed, fault_rate=args.fault_rate, time_scale=args.time_scale)
+                             seed=args.seed, fault_rate=args.fault_rate, time_scale=args.time_scale,
+                             boot_id=getattr(args, "boot_id", None))
     return rig, model, engine
 
 
@@ -88,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
             check_link_path(args.link)  # before anything starts: never replace a file that is not our symlink
         except LinkError as exc:
             raise UserError(str(exc)) from None
-    if not args.unplug_for > 0:
-        raise UserError(f"--unplug-for {args.unplug_for:g} must be positive")
+    if not (math.isfinite(args.unplug_for) and args.unplug_for > 0):
+        raise UserError(f"--unplug-for {args.unplug_for:g} must be a positive number of seconds")
     for name, value in (("--unplug-after", args.unplug_after), ("--reset-after", args.reset_after)):
-        if value is not None and value < 0:
-            raise UserError(f"{name} {value:g} must not be negative")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"{name} {value:g} must be a number of seconds, not negative")
     rig, _, engine = build_sim(args)
     from steplab.acquisition.sim_device import warm_up
 
@@ -103,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, _terminate)
+    reset_button = threading.Event()  # SIGUSR1: reboot the device now (tests time a reset inside a recording)
+    signal.signal(signal.SIGUSR1, lambda *_: reset_button.set())
     try:
         run_pty_server(engine, seconds=args.seconds, link=args.link, unplug_after_s=args.unplug_after,
-                       unplug_for_s=args.unplug_for, reset_after_s=args.reset_after)
+                       unplug_for_s=args.unplug_for, reset_after_s=args.reset_after, reset_request=reset_button)
     except LinkError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:

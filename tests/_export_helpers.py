@@ -18,8 +18,8 @@ from steplab.acquisition.rig import default_rig
 from steplab.acquisition.sim_rig import simulate_trial
 from steplab.acquisition.sim_subject import Subject
 from steplab.acquisition.trial_file import Trial, read_trial, write_trial
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
 from steplab.cmd_analyze import analyze_file
-from steplab.dsp import CalibrationArrays, nominal_calibration
 from steplab.records.export_model import ExportSubject, ExportTrial
 
 RATE_HZ = 1000.0

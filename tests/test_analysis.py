@@ -10,7 +10,9 @@ import pytest
 from helpers import plates_of, real_dual, real_file, sim_truth
 
 from steplab.acquisition.rig import default_rig
-from steplab.dsp import AnalysisParams, PlateForces, analyze_counts, analyze_forces, nominal_calibration
+from steplab.analysis_pipeline import analyze_counts
+from steplab.calibration.arrays import nominal_calibration
+from steplab.dsp import AnalysisParams, PlateForces, analyze_forces
 from steplab.dsp.kinematics import G_M_S2
 from steplab.dsp.warmup import synthetic_step_down
 
@@ -212,8 +214,10 @@ def test_json_is_strict_and_has_provenance(base):
 
 
 def test_saturated_counts_are_counted_and_flagged_from_the_counts_themselves():
-    from steplab.dsp import analyze_counts, nominal_calibration
-    from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
+    from steplab.analysis_pipeline import analyze_counts
+    from steplab.calibration.arrays import nominal_calibration
+    from steplab.calibration.warmup import forces_to_counts
+    from steplab.dsp.warmup import synthetic_step_down
 
     rig = default_rig()
     counts = forces_to_counts(synthetic_step_down(rate_hz=1000.0), rig)

@@ -16,9 +16,9 @@ import pytest
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.sim_rig import simulate_trial
 from steplab.acquisition.sim_subject import Subject
+from steplab.analysis_pipeline import analyze_counts
 from steplab.benchmarks import reference_analysis as ref
 from steplab.benchmarks.bench_dsp import tared_calibration
-from steplab.dsp import analyze_counts
 
 RATE_HZ = 1000.0
 RIG = default_rig(sample_rate_hz=RATE_HZ)

@@ -15,8 +15,9 @@ import pytest
 
 import steplab.dsp as core
 from steplab.acquisition.rig import default_rig
+from steplab.analysis_pipeline import analyze_counts
 from steplab.benchmarks import reference_analysis as ref
-from steplab.dsp.calibration_arrays import CalibrationArrays, nominal_calibration
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
 from steplab.dsp.params import PlateForces
 
 RATE_HZ = 1000.0
@@ -240,7 +241,7 @@ def test_counts_path_nominal_calibration(protocol, synth):
                                          np.zeros(len(next(iter(plates.values())).fz_n)),
                                          np.zeros(len(next(iter(plates.values())).fz_n)))) for r in nominal.plate_roles}
     counts = forces_to_counts(full, cal, offsets, rig.channels)
-    a = core.analyze_counts(counts, RATE_HZ, cal, protocol)
+    a = analyze_counts(counts, RATE_HZ, cal, protocol)
     b = ref.analyze_counts(counts, RATE_HZ, cal, protocol)
     assert a.provenance.get("calibration_id") == b.provenance["calibration_id"] == "nominal-tared"
     compare(a, b, protocol)
@@ -261,7 +262,7 @@ def test_simulated_step_down_timing_and_landing():
     cal = CalibrationArrays(nominal.plate_roles, nominal.channel_index, empty.mean(axis=0)[nominal.channel_index],
                             nominal.linear, nominal.quadratic, calibration_id="nominal-tared")
     counts, truth = simulate_trial(rig, None, "step-down", 20.0, RATE_HZ, seed=1)
-    a = core.analyze_counts(counts, RATE_HZ, cal, "step-down")
+    a = analyze_counts(counts, RATE_HZ, cal, "step-down")
     b = ref.analyze_counts(counts, RATE_HZ, cal, "step-down")
     assert len(b.reps) == len(truth.events) == len(a.reps)
     for ra, rb, ev in zip(a.reps, b.reps, truth.events):

@@ -34,7 +34,7 @@ def test_a_trial_names_and_uses_the_rigs_calibration(sim_process, tmp_path, data
     assert ref["calibration_id"] == cal_id and ref["records"][0]["calibration_id"] == cal_id
     assert ref["calibration_hash"] and ref["time_since_tare_s"] >= 0
     # the calibrated box force of a 70 kg subject standing still is body weight (nominal gains are not)
-    from steplab.dsp import nominal_calibration
+    from steplab.calibration.arrays import nominal_calibration
     from steplab.records.importers import calibration_from_dict, forces_from_counts
 
     bw = 70.0 * 9.80665

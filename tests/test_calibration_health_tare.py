@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from steplab.acquisition.rig import ADC_FULL_SCALE_COUNTS
 from steplab.calibration.channel_health import (
     DISCONNECTED,
     NO_RESPONSE,
@@ -18,6 +17,7 @@ from steplab.calibration.channel_health import (
     noise_sd_counts,
 )
 from steplab.calibration.tare import AutoTare, TareError, compute_tare
+from steplab.constants import ADC_FULL_SCALE_COUNTS
 
 SENS = np.full(4, 4000.0)
 RATE = 1000.0

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from steplab.acquisition.rig import default_rig
-from steplab.calibration.geometry import STANDARD_GRAVITY_M_S2 as G
 from steplab.calibration.procedure import (
     DONE,
     FAULT,
@@ -20,6 +19,8 @@ from steplab.calibration.procedure import (
     ProcedureSettings,
 )
 from steplab.calibration.robot import CalibrationAborted, SimRobot, drive
+
+G = 9.80665  # standard gravity [m/s²] (metrics.md): the tests' own truth, not the code's constant
 
 
 class SyntheticRig:
@@ -224,11 +225,14 @@ def test_plans_with_too_few_positions_loads_or_repeats_are_refused(rig):
     with pytest.raises(ValueError, match="3 distinct fit loads"):
         CalibrationProcedure(rig, "box", plan=CalibrationPlan((10, 20, 30), plan.fit_positions_mm, 2, (15,), plan.verify_positions_mm))
     with pytest.raises(ValueError, match="1 repeats"):
-        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 1, plan.verify_masses_kg, plan.verify_positions_mm))
+        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 1, plan.verify_masses_kg,
+                                                              plan.verify_positions_mm))
     with pytest.raises(ValueError, match="must differ from the fit masses"):
-        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 2, (20.0,), plan.verify_positions_mm))
+        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 2, (20.0,),
+                                                              plan.verify_positions_mm))
     with pytest.raises(ValueError, match="is a fit position"):
-        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 2, (15.0,), plan.fit_positions_mm[:1]))
+        CalibrationProcedure(rig, "box", plan=CalibrationPlan(plan.fit_masses_kg, plan.fit_positions_mm, 2, (15.0,),
+                                                              plan.fit_positions_mm[:1]))
     with pytest.raises(ValueError, match="no plate named 'roof'"):
         CalibrationProcedure(rig, "roof")
 

@@ -14,9 +14,12 @@ import pytest
 from helpers import plates_of, sim_truth
 from scipy import integrate, optimize
 
+from steplab.analysis_pipeline import analyze_counts
 from steplab.benchmarks import reference_analysis as ref
-from steplab.dsp import PlateForces, analyze_counts, analyze_forces, nominal_calibration
-from steplab.dsp.warmup import forces_to_counts, synthetic_step_down
+from steplab.calibration.arrays import nominal_calibration
+from steplab.calibration.warmup import forces_to_counts
+from steplab.dsp import PlateForces, analyze_forces
+from steplab.dsp.warmup import synthetic_step_down
 
 G = 9.80665
 M = 70.0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 import tty
 
 import numpy as np
+import pytest
 from conftest import wait_for
 
 from steplab.acquisition import protocol
@@ -124,3 +126,96 @@ def test_reconnect_backoff_stops_when_asked(tmp_path):
         t.start()
         t.join(3)
     assert not reader.running
+
+
+def test_a_restarted_reader_reads_again(tmp_path):
+    master, slave, name = _pty()
+    dev = SerialStepBox(name)
+    dev.open()
+    reader = AcquisitionReader(dev, None)
+    try:
+        reader.start()
+        first = b"".join(_frames(5))
+        os.write(master, first)
+        assert wait_for(lambda: reader.stats.bytes_read == len(first), 5)
+        reader.stop()
+        assert not reader.running and reader.stats.state == "stopped"
+        reader.start()  # the stop request of the first run must not end the second
+        assert reader.running and reader.stats.state == "streaming"
+        second = b"".join(_frames(7, first_frame=5))
+        os.write(master, second)
+        assert wait_for(lambda: reader.stats.bytes_read == len(second), 5), reader.stats
+    finally:
+        reader.stop()
+        dev.close()
+        os.close(master)
+        os.close(slave)
+    chunks = []
+    while not reader.queue.empty():
+        chunks.append(reader.queue.get_nowait().chunk)
+    assert sum(c.n_samples for c in chunks) == 120
+
+
+def test_a_reconnect_event_is_never_dropped_and_keeps_its_place_under_back_pressure(tmp_path):
+    """The queue is full when the rig comes back: data is dropped (counted), the event is not."""
+    link = tmp_path / "rig"
+    m1, s1, n1 = _pty()
+    os.symlink(n1, link)
+    dev = SerialStepBox(str(link))
+    dev.open()
+    reader = AcquisitionReader(dev, None, queue_size=2, reconnect_backoff_s=(0.05,))
+    reader.start()
+    m2 = s2 = None
+    try:
+        for k in range(4):  # nobody reads: the queue fills, later chunks are dropped and counted
+            os.write(m1, b"".join(_frames(3, first_frame=3 * k)))
+            assert wait_for(lambda k=k: reader.stats.bytes_read >= sum(map(len, _frames(3 * (k + 1)))), 5)
+            time.sleep(0.1)
+        assert reader.queue.full() and reader.stats.queue_dropped_chunks >= 1
+        m2, s2, n2 = _pty()  # the rig is unplugged, and comes back under another name
+        link.unlink()
+        os.symlink(n2, link)
+        os.close(m1)
+        os.close(s1)
+        assert wait_for(lambda: reader.stats.reconnects == 1, 5)
+        after = b"".join(_frames(3, first_frame=100))
+        os.write(m2, after)
+        assert wait_for(lambda: reader.stats.bytes_read >= len(after), 5)
+        time.sleep(0.2)
+        items = []
+        while True:  # the consumer catches up: the event is there, after the old data
+            try:
+                items.append(reader.queue.get(timeout=0.5))
+            except queue.Empty:
+                break
+        kinds = [it.event or "data" for it in items]
+        assert kinds == ["data", "data", "reconnected"], kinds  # what came after it was dropped: counted
+        delivered = sum(it.chunk.n_samples for it in items if it.chunk is not None)
+        assert delivered + reader.stats.queue_dropped_samples == 150  # 12 frames before, 3 after: all counted
+        # room again: the re-plugged device's next data arrives after the event
+        os.write(m2, b"".join(_frames(2, first_frame=103)))
+        nxt = reader.queue.get(timeout=5)
+        while nxt.chunk is not None and nxt.chunk.frames.size == 0:  # a read that ended inside a frame
+            nxt = reader.queue.get(timeout=5)
+        assert nxt.event is None and nxt.chunk.frames["first_sample"][0] == 1030
+    finally:
+        reader.stop()
+        dev.close()
+        for fd in (m2, s2):
+            if fd is not None:
+                os.close(fd)
+    assert not reader.running
+
+
+def test_the_read_queue_bounds_data_but_never_events():
+    from steplab.acquisition.reader import ReadItem, ReadQueue
+
+    q = ReadQueue(2)
+    assert q.put_data(ReadItem(1, "a")) and q.put_data(ReadItem(2, "b"))
+    assert not q.put_data(ReadItem(3, "c")) and q.full()
+    q.put_event(ReadItem(4, None, "reconnected"))
+    assert [q.get_nowait().host_time_ns for _ in range(3)] == [1, 2, 4]
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+    with pytest.raises(ValueError):
+        ReadQueue(0)

@@ -92,14 +92,15 @@ def test_ctrl_c_writes_the_partial_trial_and_says_so(sim_process, tmp_path):
     assert [r.event["event"] for r in read_journal(journal).records if r.kind == b"E"][-1] == "stopped"
 
 
-def test_a_full_disk_is_a_one_line_error_and_the_journal_is_recoverable(sim_process, tmp_path):
-    sim = sim_process("--seconds", "60", "--seed", "6")
+def test_a_full_disk_is_a_one_line_error_and_the_journal_is_recoverable(tmp_path):
     out = tmp_path / "full.npz"
 
     def small_disk():
         resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))  # writes beyond 150 kB fail (EFBIG)
 
-    r = subprocess.run(steplab_cmd("record", "--device", sim.port, "--seconds", "8", "--out", str(out)),
+    # the in-process simulated rig: no backlog of a port opened late (that could fill 150 kB before the
+    # rig has described itself, and then nothing was recorded and nothing is left to recover)
+    r = subprocess.run(steplab_cmd("record", "--device", "sim", "--seconds", "8", "--out", str(out)),
                        capture_output=True, text=True, timeout=60, preexec_fn=small_disk)
     assert r.returncode == 2
     line = _one_line(r)
@@ -159,3 +160,64 @@ def test_a_calibration_of_another_rig_is_refused_before_recording(sim_process, t
     assert r.returncode == 2 and "SIM-0016" in _one_line(r)
     assert time.monotonic() - t0 < 15  # refused as soon as the device said which rig it is
     assert not out.exists() and not (tmp_path / "t.npz.journal").exists()
+
+
+def test_a_file_made_at_out_during_the_recording_is_not_replaced_and_the_journal_is_kept(sim_process, tmp_path):
+    """Issue 11.2: the existence check at the start is not enough; the final move refuses atomically."""
+    sim = sim_process("--seconds", "60", "--seed", "8")
+    out = tmp_path / "r.npz"
+    proc = subprocess.Popen(steplab_cmd("record", "--device", sim.port, "--seconds", "6", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "r.npz.journal"
+    assert wait_for(lambda: journal.exists() and journal.stat().st_size > 20_000, 30)
+    out.write_bytes(b"a colleague's recovered trial")  # e.g. `steplab recover other.journal --out r.npz`
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    line = _one_line(type("R", (), {"stderr": stderr})())
+    assert "already exists" in line and str(journal) in line and "steplab recover" in line
+    assert out.read_bytes() == b"a colleague's recovered trial"
+    _trial, summary = recover(journal, tmp_path / "elsewhere.npz")  # nothing of the recording is lost
+    assert summary["samples"] > 1000
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_disk_full_before_the_recording_starts_names_no_journal_that_was_removed(sim_process, tmp_path):
+    """Issue 11.8: the message told the operator to recover a journal it had just deleted."""
+    sim = sim_process("--seconds", "60", "--seed", "6")
+    out = tmp_path / "early.npz"
+    journal = tmp_path / "early.npz.journal"
+
+    def tiny_disk():
+        # the journal's header fits; the device's first info frame (its rig description, > 1 kB) does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    r = subprocess.run(steplab_cmd("record", "--device", sim.port, "--seconds", "8", "--out", str(out)),
+                       capture_output=True, text=True, timeout=60, preexec_fn=tiny_disk)
+    assert r.returncode == 2
+    line = _one_line(r)
+    assert "cannot write the journal" in line, line  # the first data, not the journal's creation, failed
+    assert not journal.exists() and not out.exists()
+    assert "steplab recover" not in line  # nothing to recover: the journal is gone
+
+
+def _journal_with_data(path, *, stopped_reason=None):
+    rig = default_rig()
+    info = protocol.encode_message_frame(protocol.FRAME_TYPE_REPLY, boot_id=5, seq=0, payload={
+        "id": 1, "ok": True, "rig": rig.to_dict(), "rate_hz": 1000.0, "channels": 12, "serial": rig.serial,
+        "firmware": "test"})
+    frames = b"".join(protocol.encode_data_frame(boot_id=5, seq=k + 1, first_sample=10 * k, device_time_us=10_000 * k,
+                                                 counts=np.full((10, 12), k, np.int32)) for k in range(100))
+    with JournalWriter(path, header={"seconds": 60}) as j:
+        j.append(info + frames, t_ns=1)
+        if stopped_reason:
+            j.event("stopped", reason=stopped_reason)
+
+
+@pytest.mark.parametrize("stopped, ended", [(None, "journal_ended"), ("terminated", "terminated"),
+                                            ("complete", "complete")])
+def test_a_recovered_trial_says_how_its_recording_ended(tmp_path, stopped, ended):
+    """Issue 11.8: recovered trials had no `ended` key although trial_file.md lists it."""
+    _journal_with_data(tmp_path / "j.journal", stopped_reason=stopped)
+    trial, _ = recover(tmp_path / "j.journal", tmp_path / "t.npz")
+    assert trial.meta["ended"] == ended
+    assert read_trial(tmp_path / "t.npz").meta["ended"] == ended

@@ -16,8 +16,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from steplab.acquisition.rig import default_rig
+from steplab.analysis_pipeline import analyze_counts
 from steplab.benchmarks.bench_records import synthetic_trial
-from steplab.dsp import AnalysisParams, analyze_counts
+from steplab.dsp import AnalysisParams
 from steplab.records.db import SchemaError, open_database
 from steplab.records.importers import load_forces
 from steplab.records.models import RawRecording, Rep, Result, RigRecord, Trial, Visit

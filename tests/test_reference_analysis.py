@@ -25,7 +25,7 @@ from steplab.benchmarks.reference_analysis import (
     analyze_counts,
     analyze_forces,
 )
-from steplab.dsp.calibration_arrays import CalibrationArrays
+from steplab.calibration.arrays import CalibrationArrays
 from steplab.dsp.params import AnalysisParams, PlateForces
 
 RATE_HZ = 1000.0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steplab.acquisition.rig import ADC_FULL_SCALE_COUNTS, Cell, Plate, default_rig, split_box_rig
+from steplab.acquisition.rig import Cell, Plate, default_rig, split_box_rig
 from steplab.acquisition.sim_cells import (
     CellArray,
     HiddenCellModel,
     cell_loads_from_cop,
     cop_from_cell_loads,
 )
+from steplab.constants import ADC_FULL_SCALE_COUNTS
 
 
 @pytest.mark.parametrize("plate_name", ["box", "floor_left"])
@@ -58,6 +59,33 @@ def test_cop_is_nan_below_the_minimum_force():
     loads = cell_loads_from_cop(plate, np.array([5.0, 50.0]), np.array([10.0, 10.0]), np.zeros(2))
     _, x, _ = cop_from_cell_loads(plate, loads, min_force_n=20.0)
     assert np.isnan(x[0]) and x[1] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("plate_name", ["box", "floor_left"])
+def test_calibrated_cop_agrees_with_the_simulation_truth(plate_name):
+    """The simulator's truth COP (from cell loads) and the calibration's COP (counts → nominal
+    calibration → moments → calibration.cop.cop_mm) are separate code and must agree."""
+    from steplab.calibration.apply import calibrated_forces
+    from steplab.calibration.arrays import nominal_calibration
+    from steplab.calibration.cop import cop_mm
+
+    rig = default_rig()
+    plate = rig.plate(plate_name)
+    rng = np.random.default_rng(4)
+    fz = np.r_[rng.uniform(30.0, 1500.0, 200), 10.0, 19.0]  # the last two below 20 N
+    x = rng.uniform(-0.9, 0.9, fz.size) * max(abs(c.x_mm) for c in plate.cells)
+    y = rng.uniform(-0.9, 0.9, fz.size) * max(abs(c.y_mm) for c in plate.cells)
+    loads = cell_loads_from_cop(plate, fz, x, y)
+    counts = np.zeros((fz.size, rig.channels), dtype=np.int64)
+    for j, c in enumerate(plate.cells):
+        counts[:, c.channel] = np.round(loads[:, j] * c.nominal_counts_per_n)
+    pf = calibrated_forces(counts, nominal_calibration(rig))[plate.role]
+    cx, cy = cop_mm(pf.fz_n, pf.mx_nm, pf.my_nm, min_force_n=20.0)
+    _, tx, ty = cop_from_cell_loads(plate, loads, min_force_n=20.0)
+    assert np.array_equal(np.isnan(cx), np.isnan(tx)) and np.isnan(tx[-2:]).all()
+    ok = ~np.isnan(tx)
+    np.testing.assert_allclose(cx[ok], tx[ok], atol=0.01)  # counts are rounded: ≤ 1/4000 N per cell
+    np.testing.assert_allclose(cy[ok], ty[ok], atol=0.01)
 
 
 def test_bad_shapes_raise_value_error():

@@ -66,6 +66,53 @@ def test_reset_at_2khz_with_time_scale():
     assert out.n_samples == int(0.25 * 2000 * 2.0)
 
 
+# -- issue 11.1: a fresh boot id at every power-up; a device clock that never runs back ---------------
+
+def test_every_power_up_draws_a_fresh_boot_id_whatever_the_seed():
+    ids = {_engine().boot_id for _ in range(5)}  # the same seed (3) five times
+    assert len(ids) == 5 and all(1 <= b < 2**32 for b in ids)
+
+
+def test_a_fixed_boot_id_is_kept_for_the_power_up_and_a_reset_draws_a_new_one():
+    eng = _engine(boot_id=0xC0FFEE)
+    chunk = _data_frames(eng.pending_output(0.0) + eng.pending_output(0.5))
+    assert set(chunk.frames["boot_id"].tolist()) == {0xC0FFEE}
+    assert any(m.payload.get("boot_id") == 0xC0FFEE for m in chunk.messages)  # the info frame after power-up
+    eng.reset(0.5)
+    assert eng.boot_id != 0xC0FFEE
+    eng.reset(0.6, boot_id=0xC0FFEE)  # a test may ask for a firmware that repeats its boot id
+    assert eng.boot_id == 0xC0FFEE
+    for bad in (0, 2**32, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            _engine(boot_id=bad)
+
+
+def test_the_device_clock_keeps_rising_when_the_rate_changes():
+    eng = _engine(rate_hz=1000.0)
+    dec = FrameDecoder()
+    eng.pending_output(0.0)
+    before = _data_frames(eng.pending_output(1.0), dec).frames
+    eng.handle_input(protocol.encode_command("set_rate", 7, rate_hz=4000.0), 1.0)
+    after = _data_frames(eng.pending_output(1.5), dec).frames
+    times = np.concatenate([before["device_time_us"], after["device_time_us"]])
+    assert np.all(np.diff(times) > 0)  # the old clock (index / rate) jumped back from 990 ms to 250 ms
+    assert after["device_time_us"][0] >= 1_000_000 - 1
+    assert after["device_time_us"][-1] <= 1_500_000
+
+
+def test_a_restarted_simulator_with_the_same_seed_is_a_new_boot_for_the_host():
+    """Two power-ups with the same seed: the host must see a reset, never duplicates."""
+    dec, tracker = FrameDecoder(), StreamTracker()
+    first = _engine()
+    first.pending_output(0.0)
+    ev1 = tracker.update(dec.feed(first.pending_output(8.15)))  # killed at 8.15 s
+    second = _engine()  # started again: the same seed, the same subject and noise
+    second.pending_output(10.0)
+    ev2 = tracker.update(dec.feed(second.pending_output(12.0)))
+    assert ev1.resets == [] and len(ev2.resets) == 1 and ev2.resets[0].reason == "boot_id"
+    assert ev2.duplicate_samples == 0 and tracker.samples_kept == 8150 + 2000
+
+
 # -- finding 3: transmit-buffer overflow is an overrun, counted and flagged ------------------------
 
 def test_frames_that_do_not_fit_the_transmit_buffer_are_counted_and_flag_the_next_frame():

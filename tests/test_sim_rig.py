@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steplab.acquisition.rig import ADC_FULL_SCALE_COUNTS, default_rig, split_box_rig
+from steplab.acquisition.rig import default_rig, split_box_rig
 from steplab.acquisition.sim_cells import cop_from_cell_loads
 from steplab.acquisition.sim_movements import SCENARIOS
 from steplab.acquisition.sim_rig import SimulatedRigModel, simulate_trial
 from steplab.acquisition.sim_subject import G_M_S2, Subject
+from steplab.constants import ADC_FULL_SCALE_COUNTS
 
 RIGS = {"12ch": default_rig(), "16ch": split_box_rig()}
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from steplab.acquisition.rig import split_box_rig
+from steplab.calibration.apply import calibrated_forces
+from steplab.calibration.arrays import nominal_calibration
 from steplab.calibration.geometry import merge_plates
-from steplab.dsp import calibrated_forces, nominal_calibration
 
 
 def _point_load_counts(rig, plate_name, x_mm, y_mm, fz_n):

@@ -91,13 +91,66 @@ def test_duplicate_frame_dropped():
     assert counts[:, 0].tolist() == [10 * f + 2 * j for f in (0, 4, 8, 12) for j in range(4)]
 
 
-def test_partially_overlapping_frame_is_dropped_and_accounted():
-    # frames 0..3 then a frame claiming samples 2..5 (overlap 2), then the next frame at 8
-    tr, (ev,) = run(frame(0, 0) + frame(1, 4) + frame(2, 2) + frame(3, 8))
-    assert ev.keep.tolist() == [True, True, False, True]
-    assert ev.duplicate_samples == 4 and ev.gaps == []
-    tr, (ev,) = run(frame(0, 0) + frame(1, 2) + frame(2, 8))
-    assert ev.duplicate_samples == 2 and ev.gaps == [Gap(0x1111, 4, 4)]
+def test_a_replay_is_a_duplicate_even_when_the_device_numbers_it_anew():
+    w = [frame(i, 4 * i) for i in range(6)]
+    again = frame(99, 8)  # the samples 8..11 once more, same counts and device time, a new seq
+    tr, (ev,) = run(b"".join(w[:4]) + again + b"".join(w[4:]))
+    assert ev.keep.tolist() == [True] * 4 + [False, True, True]
+    assert ev.duplicate_samples == 4 and ev.resets == [] and tr.segments == 1
+
+
+def test_an_index_that_runs_back_without_a_replay_is_a_reset_even_with_the_same_boot_id():
+    # the old code took the frame claiming samples 2..5 (after 0..7) for a partial duplicate
+    restarted = p.encode_data_frame(boot_id=0x1111, seq=0, first_sample=2, device_time_us=500,
+                                    counts=np.full((4, 2), 7, np.int32))  # new samples, not the ones sent before
+    tr, (ev,) = run(frame(0, 0) + frame(1, 4) + restarted + frame(1, 6))
+    assert ev.keep.tolist() == [True, True, True, True]
+    assert ev.resets == [Reset(0x1111, 0x1111, 2)] and ev.resets[0].reason == "sample_index_backwards"
+    assert ev.duplicate_samples == 0 and ev.gaps == [] and tr.segments == 2
+    assert ev.segment_runs[0].tolist() == [1, 1, 2, 2]
+
+
+def test_a_restart_with_the_boot_id_of_the_last_power_up_is_a_reset_not_7780_duplicates():
+    """Issue 11.1: the simulator killed at device sample 8150 and started again with the same boot id."""
+    boot = 0xB007
+    before = [frame(i, 10 * i, n=10, boot=boot) for i in range(700, 815)]  # samples 7000..8149
+    after = [frame(2 + i, 380 + 10 * i, n=10, boot=boot) for i in range(800)]  # the new process: 380 onwards
+    dec, tr = FrameDecoder(), StreamTracker()
+    ev1 = tr.update(dec.feed(b"".join(before)))
+    ev2 = tr.update(dec.feed(b"".join(after)))
+    assert ev1.resets == [] and ev1.gaps == []
+    assert ev2.resets == [Reset(boot, boot, 380)] and ev2.resets[0].reason == "sample_index_backwards"
+    assert ev2.duplicate_samples == 0 and tr.duplicate_samples == 0 and ev2.keep.all()
+    assert tr.samples_kept == (815 - 700) * 10 + 800 * 10 and tr.segments == 2
+    assert set(ev2.segment_runs[0].tolist()) == {2} and set(ev1.segment_runs[0].tolist()) == {1}
+
+
+def test_a_device_time_that_runs_back_is_a_reset_whatever_the_boot_id():
+    early = p.encode_data_frame(boot_id=0x1111, seq=3, first_sample=12, device_time_us=10,
+                                counts=np.zeros((4, 2), np.int32))  # index goes on, the device clock restarted
+    tr, (ev,) = run(frame(0, 0) + frame(1, 4) + frame(2, 8) + early + frame(4, 16))
+    assert [r.reason for r in ev.resets] == ["device_time_backwards"] and ev.resets[0].first_sample == 12
+    assert ev.keep.all() and ev.gaps == [] and tr.segments == 2
+
+
+def test_same_index_and_time_but_other_counts_is_a_restart_not_a_replay():
+    a = p.encode_data_frame(boot_id=5, seq=0, first_sample=0, device_time_us=0, counts=np.full((10, 3), 1, np.int32))
+    b = p.encode_data_frame(boot_id=5, seq=1, first_sample=10, device_time_us=10_000, counts=np.full((10, 3), 2, np.int32))
+    a2 = p.encode_data_frame(boot_id=5, seq=0, first_sample=0, device_time_us=0, counts=np.full((10, 3), 9, np.int32))
+    tr, (ev,) = run(a + b + a2)
+    assert ev.keep.all() and len(ev.resets) == 1 and ev.duplicate_samples == 0
+    tr, (ev,) = run(a + b + a)  # the same bytes again: a replay
+    assert ev.keep.tolist() == [True, True, False] and ev.resets == [] and ev.duplicate_samples == 10
+
+
+def test_a_frame_older_than_the_replay_window_is_not_taken_for_a_replay():
+    from steplab.acquisition.stream_tracker import REPLAY_WINDOW_FRAMES
+
+    w = [frame(i, 4 * i) for i in range(REPLAY_WINDOW_FRAMES + 2)]
+    tr, (ev,) = run(b"".join(w) + w[0])  # w[0] left the window: whatever it is, it is not silently dropped
+    assert ev.duplicate_samples == 0 and len(ev.resets) == 1
+    tr, (ev,) = run(b"".join(w) + w[3])  # still inside the window
+    assert ev.duplicate_samples == 4 and ev.resets == []
 
 
 def test_update_frames_and_validation():
@@ -148,22 +201,23 @@ def scenario(draw):
     channels = draw(st.integers(1, 4))
     seq0 = draw(st.sampled_from([0, 2**32 - 5]))
     reset_at = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    same_boot = draw(st.booleans())  # a restarted device that kept its boot id: the index and time run back
     sizes = draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
     is_msg = draw(st.lists(st.booleans(), min_size=n, max_size=n))
     values = draw(st.lists(st.integers(-2**23, 2**23 - 1), min_size=1, max_size=8))
-    boot, seq, sample = 0x0BADF00D, seq0, 500
-    sent = []  # (wire, kind, boot, seq, first_sample, samples)
+    boot, seq, sample, seg = 0x0BADF00D, seq0, 500, 0
+    sent = []  # (wire, kind, boot, seq, first_sample, samples, segment)
     for i in range(n):
         if reset_at is not None and i == reset_at:
-            boot, seq, sample = 0x5EED1234, 0, draw(st.integers(0, 3))
+            boot, seq, sample, seg = (boot if same_boot else 0x5EED1234), 0, draw(st.integers(0, 3)), 1
         if is_msg[i]:
             w = p.encode_message_frame(p.FRAME_TYPE_STATUS, boot_id=boot, seq=seq, payload={"i": i})
-            sent.append((w, "msg", boot, seq, 0, 0))
+            sent.append((w, "msg", boot, seq, 0, 0, seg))
         else:
             c = np.resize(np.array(values, dtype=np.int32), (sizes[i], channels)) + i
             c = np.clip(c, -2**23, 2**23 - 2)
             w = p.encode_data_frame(boot_id=boot, seq=seq, first_sample=sample, device_time_us=sample * 1000, counts=c)
-            sent.append((w, "data", boot, seq, sample, sizes[i]))
+            sent.append((w, "data", boot, seq, sample, sizes[i], seg))
             sample += sizes[i]
         seq = (seq + 1) % 2**32
     total = sum(len(s[0]) for s in sent)
@@ -217,11 +271,11 @@ def test_faulty_link_never_accepts_corruption_and_accounts_every_lost_sample(sc)
     assert dec.bytes_fed == len(bad)
     assert dec.bytes_fed - dec.bytes_discarded == sum(len(d) for d in delivered)
     assert dec.frames_ok == len(delivered)
-    # exact loss accounting, per boot, between the first and last delivered data frame
+    # exact loss accounting, per device boot, between the first and last delivered data frame
     got = set(delivered_data)
     expected_gaps, lost = [], 0
-    for boot in dict.fromkeys(s[2] for s in sent):
-        data = [s for s in sent if s[1] == "data" and s[2] == boot]
+    for seg in dict.fromkeys(s[6] for s in sent):
+        data = [s for s in sent if s[1] == "data" and s[6] == seg]
         idx = [i for i, s in enumerate(data) if s[0] in got]
         if not idx:
             continue
@@ -234,12 +288,26 @@ def test_faulty_link_never_accepts_corruption_and_accounts_every_lost_sample(sc)
             while data[j][0] not in got:
                 j += 1
             length = sum(s[5] for s in data[i:j])
-            expected_gaps.append(Gap(boot, data[i][4], length))
+            expected_gaps.append(Gap(data[i][2], data[i][4], length))
             lost += length
             i = j
     assert gaps == expected_gaps
     assert tr.lost_samples == lost
     assert tr.samples_kept == sum(s[5] for s in sent if s[0] in got)
-    boots_seen = [b for b in dict.fromkeys(s[2] for s in sent) if any(s[0] in got and s[2] == b for s in sent if s[1] == "data")]
-    assert tr.segments == len(boots_seen)
+    segs_seen = [g for g in dict.fromkeys(s[6] for s in sent) if any(s[0] in got and s[6] == g for s in sent if s[1] == "data")]
+    boots_seen = [next(s[2] for s in sent if s[6] == g) for g in segs_seen]
+    assert tr.segments == len(segs_seen)
     assert [(r.old_boot_id, r.new_boot_id) for r in resets] == list(zip(boots_seen[:-1], boots_seen[1:]))
+
+
+def test_a_restart_that_repeats_index_time_and_counts_is_told_from_a_replay_by_its_older_seq():
+    """A deterministic device (the simulator with the same seed) restarted with its old boot id: the same
+    bytes but for seq, which restarts low.  A replay repeats its own seq or, renumbered, a newer one."""
+    w = [frame(100 + i, 4 * i) for i in range(20)]
+    restarted = frame(3, 4 * 5)  # the frame of samples 20..23 again, numbered as the restarted device numbers it
+    tr, (ev,) = run(b"".join(w) + restarted)
+    assert ev.duplicate_samples == 0 and [r.reason for r in ev.resets] == ["sample_index_backwards"]
+    tr, (ev,) = run(b"".join(w) + w[5])  # the very same frame: a replay
+    assert ev.duplicate_samples == 4 and ev.resets == []
+    tr, (ev,) = run(b"".join(w) + frame(120, 4 * 5))  # renumbered after the last seq (119): a retransmission
+    assert ev.duplicate_samples == 4 and ev.resets == []

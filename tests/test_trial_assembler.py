@@ -107,3 +107,35 @@ def test_a_reset_pause_is_timed_from_the_last_data_not_from_a_status_frame():
     asm.add(dec.feed(b"".join(_frames(2, 0, 10))), 4_000_000_000)
     gap = asm.gaps[0]
     assert gap.kind == "reset" and gap.length == 3000 - 100
+
+
+def test_a_restart_that_keeps_its_boot_id_is_a_new_segment_with_an_estimated_pause():
+    """Issue 11.1: the device index runs back (8150 -> 380) under the same boot id: a reset, not duplicates."""
+    asm = TrialAssembler(channels=C, rate_hz=RATE)
+    dec = FrameDecoder()
+    asm.add(dec.feed(b"".join(_frames(7, 700, 115))), 1_000_000_000)  # device samples 7000..8149
+    asm.add(dec.feed(b"".join(_frames(7, 38, 200, seq0=2))), 13_000_000_000)  # a new process, 12 s later
+    counts, index = asm.arrays()
+    assert asm.duplicate_samples == 0 and asm.resets == 1 and asm.samples == 1150 + 2000
+    assert [s["first_device_sample"] for s in asm.segments] == [7000, 380]
+    gap = asm.gaps[0]
+    assert gap.kind == "reset" and gap.estimated and gap.at_sample == 1150
+    assert gap.length == 12_000 - 2000  # 12 s at 1 kHz minus the samples that came with the new process
+    assert np.all(np.diff(index) > 0) and index[-1] + 1 == 1150 + gap.length + 2000
+
+
+def test_without_keeping_samples_every_block_still_reaches_the_listener_in_place():
+    frames = _frames(5, 0, 30)
+    kept = [f for i, f in enumerate(frames) if i not in (7, 8)]
+    seen = []
+    asm = TrialAssembler(channels=C, rate_hz=RATE, keep_samples=False,
+                         on_samples=lambda pos, counts: seen.append((pos.copy(), counts.copy())))
+    _feed(asm, kept)
+    positions = np.concatenate([p for p, _ in seen])
+    counts = np.concatenate([c for _, c in seen])
+    np.testing.assert_array_equal(positions, np.r_[0:70, 90:300])  # the lost frames are a gap, not a splice
+    assert asm.samples == positions.size and asm.lost_samples == 20
+    assert asm.arrays()[0].shape == (0, C)  # nothing kept
+    keeper = TrialAssembler(channels=C, rate_hz=RATE)
+    _feed(keeper, kept)
+    np.testing.assert_array_equal(keeper.arrays()[0], counts)  # the listener saw exactly what a trial keeps

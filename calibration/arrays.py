@@ -1,5 +1,9 @@
 """Calibration as flat arrays the numba kernels consume: counts → (Fz, Mx, My) per plate.
 
+The one home of a rig's calibration in memory (decision 0009): records, the live
+path, importers and the analysis pipeline all hand these arrays to
+``steplab.calibration.apply``, the one implementation of counts → newtons.
+
 For plate ``p`` and slot ``k`` (one load cell), with ``c = counts[:, channel_index[p, k]]
 - offsets_counts[p, k]``::
 
@@ -80,8 +84,8 @@ class CalibrationArrays:
                 raise ValueError(f"calibration {name} holds NaN or inf")
         if len(set(roles)) != len(roles):
             raise ValueError(f"plate roles must be unique, got {roles}")
-        for a in (ci, off, lin, quad):
-            a.setflags(write=False)
+        for frozen in (ci, off, lin, quad):
+            frozen.setflags(write=False)
         object.__setattr__(self, "plate_roles", roles)
         object.__setattr__(self, "channel_index", ci)
         object.__setattr__(self, "offsets_counts", off)
@@ -132,10 +136,39 @@ def nominal_calibration(rig) -> CalibrationArrays:
     lin = np.zeros((n_p, 3, k))
     quad = np.zeros((n_p, 3, k))
     for i, p in enumerate(plates):
-        for j, c in enumerate(p.cells):
-            g = 1.0 / float(c.nominal_counts_per_n)
-            ci[i, j] = int(c.channel)
-            lin[i, 0, j] = g
-            lin[i, 1, j] = g * float(c.y_mm) / 1000.0
-            lin[i, 2, j] = -g * float(c.x_mm) / 1000.0
+        m = len(p.cells)
+        ci[i, :m] = [int(c.channel) for c in p.cells]
+        lin[i, :, :m] = nominal_plate_matrix([c.nominal_counts_per_n for c in p.cells],
+                                             [(c.x_mm, c.y_mm) for c in p.cells])
     return CalibrationArrays(tuple(p.role for p in plates), ci, off, lin, quad, calibration_id="nominal")
+
+
+def nominal_plate_matrix(counts_per_n, cell_xy_mm) -> np.ndarray:
+    """The nominal (3, K) matrix of one plate from its cells' sensitivities and positions.
+
+    ``Fz = Σ g_k·c_k``, ``Mx = Σ g_k·c_k·y_k``, ``My = −Σ g_k·c_k·x_k`` with
+    ``g_k = 1/counts_per_n[k]`` [N/count] and ``(x_k, y_k)`` the cell position in metres
+    (plate frame: x right, y forward, z up, origin at the top-surface centre): what a
+    plate "calibrated" with one centred mass and a quarter per cell assumes.
+
+    Parameters
+    ----------
+    counts_per_n : array_like
+        (K,) nominal sensitivity of each cell [counts/N], positive.
+    cell_xy_mm : array_like
+        (K, 2) cell positions [mm].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (3, K): rows Fz [N/count], Mx [N·m/count], My [N·m/count].
+    """
+    s = np.asarray(counts_per_n, dtype=np.float64)
+    xy = np.asarray(cell_xy_mm, dtype=np.float64)
+    if s.ndim != 1 or xy.shape != (s.size, 2):
+        raise ValueError(f"counts_per_n must be (K,) and cell_xy_mm (K, 2), got {s.shape} and {xy.shape}")
+    if not np.all(s > 0):
+        raise ValueError("nominal counts_per_n must be positive for every cell")
+    g = 1.0 / s
+    # (g·y)/1000, the arithmetic of every nominal calibration so far: its hash is unchanged
+    return np.vstack([g, g * xy[:, 1] / 1000.0, -g * xy[:, 0] / 1000.0])

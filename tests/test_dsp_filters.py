@@ -1,13 +1,12 @@
-"""Zero-lag filter against scipy's sosfiltfilt and analytic gains; counts → forces against hand sums."""
+"""Zero-lag filter against scipy's sosfiltfilt and analytic gains; COM velocity of a known acceleration; warm-up.
 
-import math
+(Counts → forces moved with the calibration kernels: tests/test_calibration_apply.py.)
+"""
 
 import numpy as np
 import pytest
 from scipy import signal
 
-from steplab.dsp import CalibrationArrays, nominal_calibration
-from steplab.dsp import _kernels as K
 from steplab.dsp.filters import design_lowpass, lowpass_zero_lag
 from steplab.dsp.kinematics import com_velocity
 
@@ -48,51 +47,6 @@ def test_filter_edge_validation():
         lowpass_zero_lag(np.ones(1), 1000.0, 10.0)
 
 
-def test_nominal_calibration_reproduces_force_and_cop():
-    from steplab.acquisition.rig import default_rig
-
-    rig = default_rig()
-    cal = nominal_calibration(rig)
-    assert cal.calibration_id == "nominal" and len(cal.calibration_hash) == 64
-    plate = rig.plate("floor_left")
-    # 600 N at COP (30 mm, −80 mm): cell loads by bilinear weights, computed here by hand
-    fz, x, y = 600.0, 0.030, -0.080
-    counts = np.zeros((1, 12), dtype=np.int32)
-    for c in plate.cells:
-        w = 0.25 * (1 + math.copysign(1, c.x_mm) * x / 0.100) * (1 + math.copysign(1, c.y_mm) * y / 0.225)
-        counts[0, c.channel] = round(fz * w * 4000.0)
-    out = np.empty((3, 3, 1))
-    total = np.empty(1)
-    K.calibrate_counts(counts, cal.channel_index, cal.offsets_counts, cal.linear, cal.quadratic,
-                       np.ones(3, dtype=np.bool_), out, total)
-    p = cal.plate_index("floor_left")
-    assert out[p, 0, 0] == pytest.approx(fz, abs=1e-3)
-    assert -1000 * out[p, 2, 0] / out[p, 0, 0] == pytest.approx(30.0, abs=1e-3)   # COP_x = −My/Fz
-    assert 1000 * out[p, 1, 0] / out[p, 0, 0] == pytest.approx(-80.0, abs=1e-3)   # COP_y = Mx/Fz
-    assert total[0] == pytest.approx(fz, abs=1e-3)
-
-
-def test_quadratic_term_and_offsets():
-    ci = np.array([[0, 2, -1]])
-    off = np.array([[100.0, -50.0, 0.0]])
-    lin = np.zeros((1, 3, 3))
-    lin[0, 0] = [0.5, 0.25, 9.0]
-    quad = np.zeros((1, 3, 3))
-    quad[0, 0] = [1e-3, 0.0, 9.0]
-    cal = CalibrationArrays(("box",), ci, off, lin, quad, calibration_id="t")
-    counts = np.array([[300, 7, -50]], dtype=np.int32)
-    out = np.empty((1, 3, 1))
-    total = np.empty(1)
-    K.calibrate_counts(counts, cal.channel_index, cal.offsets_counts, cal.linear, cal.quadratic,
-                       np.ones(1, dtype=np.bool_), out, total)
-    # slot 0: c = 200 → 0.5·200 + 1e-3·200² = 140; slot 1 (channel 2): c = 0 → 0; slot 2 unused
-    assert out[0, 0, 0] == pytest.approx(140.0)
-    with pytest.raises(ValueError, match="linear"):
-        CalibrationArrays(("box",), ci, off, lin[:, :2], quad)
-    with pytest.raises(ValueError, match="NaN"):
-        CalibrationArrays(("box",), ci, off * np.nan, lin, quad)
-
-
 def test_com_velocity_of_constant_acceleration():
     rate, bw = 1000.0, 700.0
     m = bw / 9.80665
@@ -109,3 +63,17 @@ def test_warm_up_runs_every_protocol():
     from steplab.dsp.warmup import warm_up
 
     assert warm_up() < 60.0
+
+
+def test_pipeline_warm_up_compiles_calibration_and_dsp_kernels():
+    from steplab.analysis_pipeline import warm_up
+    from steplab.calibration import _apply_kernels as CK
+    from steplab.dsp import _kernels as K
+
+    assert warm_up() >= 0.0
+    for kernel in (CK.calibrate_counts, CK.calibrate_fz, CK.calibrate_moments, CK.count_saturated_rows,
+                   K.filtfilt_rows, K.min_sd_window, K.contact_events, K.integrate_velocity):
+        assert kernel.signatures, f"{kernel.__name__} was not compiled by the warm-up"
+    # int32 counts (the decoder's and the trial files') and float counts (fit, report, tare)
+    kinds = {str(sig[0].dtype) for sig in CK.calibrate_counts.signatures}
+    assert {"int32", "float64"} <= kinds

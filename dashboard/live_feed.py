@@ -1,0 +1,641 @@
+"""The live feed behind the dashboard: acquisition session → ring buffer → forces → streaming analysis.
+
+``LiveFeed`` owns an ``acquisition.session.AcquisitionSession`` (the same one
+``steplab record`` uses: the device's ``info`` handshake, arming, the identity
+check after a re-plug, the timeline with every gap) and a
+``acquisition.ring_buffer.CountsRing`` sink.  Its own analysis thread (never a
+web-server thread) takes what the ring holds, converts counts to plate forces
+with the calibration in force (re-tared by ``calibration.tare.LiveTare`` while a
+plate is unloaded and steady), filters each plate causally for display and
+feeds ``dsp.streaming.StreamingAnalyzer``, which weighs the subject, gives the
+left/right share of the floor load and detects reps live with the batch
+analysis's own metrics.
+
+``snapshot()`` (thread-safe, cheap) is the clean API the pages read: the
+decimated filtered forces of the last ``window_s`` (NaN where a sample of the
+point was lost: a visible gap, never a splice), each plate's current load, the
+left/right share, the live reps with their headline metrics, the connection
+state and the data-quality counters.
+
+Recording from the live view: ``start_recording(seconds, trials_dir)`` stops
+the live session and starts it again as a recording session (journal first,
+the same timeline as ``steplab record``); the view goes on from the new
+timeline.  When the recording is complete, or ``stop()`` is called (SIGTERM,
+SIGINT of ``steplab run``), the trial is written (a partial one when stopped
+early) into ``trials_dir`` and ``on_trial_saved(path, trial, summary)`` is
+called: the hook for the records database.  Then the live session resumes.
+
+Gaps and the analysis: a lost stretch up to ``max_bridge_s`` is bridged for
+the analyzer by holding the last received counts (counted in
+``bridged_samples``); a longer one restarts the analyzer (a rep in progress is
+dropped, counted in ``analysis_restarts``), so a rep is never measured across
+missing data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from steplab.acquisition.device import DeviceError, StepBox
+from steplab.acquisition.recorder import (
+    MAX_RECORDING_S,
+    RecordingError,
+    RecordingInterrupted,
+    finish_recording,
+    journal_header,
+    journal_path_for,
+)
+from steplab.acquisition.rig import Rig
+from steplab.acquisition.ring_buffer import CountsRing
+from steplab.acquisition.session import AcquisitionSession
+from steplab.calibration.apply import calibrated_forces
+from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
+from steplab.calibration.tare import LiveTare
+from steplab.dsp.params import ROLES, AnalysisParams, PlateForces
+from steplab.dsp.results import RepResult
+from steplab.dsp.streaming import StreamingAnalyzer
+
+ANALYSIS_PERIOD_S = 0.02  # the analysis thread takes what the ring holds this often
+HEADLINE_METRICS = {
+    "step-down": ("landing_peak_force_bw", "loading_rate_bw_s", "time_to_stabilization_s", "peak_descent_speed_m_s"),
+    "forward-step-down": ("lowering_duration_s", "raising_duration_s"),
+    "drop-landing": ("landing_peak_force_bw", "loading_rate_bw_s", "time_to_stabilization_s"),
+    "squat": ("left_share_pct",),
+    "balance": ("cop_path_mm", "cop_mean_velocity_mm_s"),
+}
+
+
+@dataclass
+class LiveRep:
+    """A rep the streaming analysis reported, on the session's timeline.
+
+    ``t_onset_s``/``t_contact_s`` are seconds on the live timeline;
+    ``metrics`` every metric of the rep (batch definitions), ``headline`` the
+    few the page shows.
+    """
+
+    number: int
+    lead: str | None
+    t_onset_s: float | None
+    t_contact_s: float | None
+    metrics: dict
+    flags: list
+    headline: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "lead": self.lead, "t_onset_s": self.t_onset_s,
+                "t_contact_s": self.t_contact_s, "metrics": dict(self.metrics), "flags": list(self.flags),
+                "headline": dict(self.headline)}
+
+
+@dataclass
+class LiveSnapshot:
+    """What the pages show (see ``LiveFeed.snapshot``).
+
+    Attributes
+    ----------
+    time_s : numpy.ndarray
+        (n,) seconds on the live timeline, one point per display block.
+    fz_n : dict[str, numpy.ndarray]
+        Plate → (n,) causally filtered vertical force [N]; NaN where a sample of the block was lost.
+    load_n : dict[str, float | None]
+        Plate → its current filtered load [N] (None when the last block was lost or nothing arrived).
+    left_share_pct : float or None
+        Share of the floor load on the left floor plate [%]; None while the floor is unloaded.
+    reps : list[LiveRep]
+        Reps detected live, oldest first.
+    body_weight_n : float or None
+        The analyzer's weighing (None before).
+    phase : str
+        ``weighing``, ``waiting``, ``ready``, ``moving`` (StreamingAnalyzer.phase), or ``""`` before data.
+    samples, lost_samples, duplicate_samples, crc_errors, device_resets, queue_dropped_samples : int
+        Data quality: received samples, samples lost on the timeline (exact positions), replays dropped,
+        frames failing CRC, device reboots, chunks the reader's queue had to drop.
+    state : str
+        The reader's state: idle, streaming, stalled, disconnected, stopped.
+    rate_hz : float
+        The rate the device reports (0 before it is known).
+    status : str
+        One line for people ("streaming", "disconnected (reconnecting)", a problem, …).
+    """
+
+    time_s: np.ndarray
+    fz_n: dict[str, np.ndarray]
+    samples: int
+    lost_samples: int
+    crc_errors: int
+    state: str
+    rate_hz: float
+    status: str = ""
+    duplicate_samples: int = 0
+    device_resets: int = 0
+    queue_dropped_samples: int = 0
+    load_n: dict[str, float | None] = field(default_factory=dict)
+    left_share_pct: float | None = None
+    reps: list[LiveRep] = field(default_factory=list)
+    body_weight_n: float | None = None
+    phase: str = ""
+    retares: int = 0
+    calibrated: bool = False
+    bridged_samples: int = 0
+    analysis_restarts: int = 0
+    connected: bool = False
+
+
+class _Display:
+    """Decimated filtered forces by display block, for the last ``n_points`` blocks."""
+
+    def __init__(self, n_plates: int, n_points: int) -> None:
+        self.values = np.full((n_plates, n_points), np.nan)
+        self.block = np.full(n_points, -1, np.int64)  # display block number held by each slot
+        self.n_points = n_points
+        self.head = 0  # one past the last block written
+
+    def put(self, block_numbers: np.ndarray, values: np.ndarray) -> None:
+        slots = block_numbers % self.n_points
+        self.values[:, slots] = values
+        self.block[slots] = block_numbers
+        self.head = max(self.head, int(block_numbers[-1]) + 1)
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        first = max(0, self.head - self.n_points)
+        blocks = np.arange(first, self.head, dtype=np.int64)
+        slots = blocks % self.n_points
+        vals = np.where(self.block[slots] == blocks, self.values[:, slots], np.nan)
+        return blocks, vals
+
+
+class LiveFeed:
+    """Owns a device while the dashboard runs.  ``snapshot()`` is thread-safe.
+
+    Parameters
+    ----------
+    device : StepBox
+        The step box (not yet open).
+    rig : Rig or None
+        The rig description; None: the device's own (from its ``info`` reply).
+    calibration : CalibrationArrays or None
+        Calibration for ``rig``; None: ``calibration_for(rig)`` if given, else nominal gains.
+    window_s : float
+        Seconds of history shown (> 0).
+    display_hz : float
+        Points per second of the plotted forces.
+    auto_tare : bool
+        Re-tare each plate automatically while it is unloaded and steady (``calibration.tare.LiveTare``).
+    calibration_for : callable or None
+        ``calibration_for(rig) -> CalibrationArrays | None`` for a rig learnt from the device.
+    info_timeout_s : float
+        How long data may flow without an ``info`` answer before the given rig (and its
+        rate) is used; without a rig, ``start`` fails after this long.
+    protocol : str
+        The movement the live analysis looks for (``dsp.PROTOCOLS``).
+    body_mass_kg : float or None
+        The visit's body mass; None: the analyzer weighs.
+    max_bridge_s : float
+        Longest lost stretch bridged for the analysis (longer ones restart it).
+    """
+
+    def __init__(self, device: StepBox, rig: Rig | None = None, calibration: CalibrationArrays | None = None, *,
+                 window_s: float = 10.0, display_hz: float = 100.0, auto_tare: bool = True,
+                 calibration_for: Callable[[Rig], CalibrationArrays | None] | None = None,
+                 info_timeout_s: float = 2.0, protocol: str = "step-down", body_mass_kg: float | None = None,
+                 max_bridge_s: float = 0.1, params: AnalysisParams | None = None,
+                 on_trial_saved: Callable[[Path, object, dict], None] | None = None) -> None:
+        if not (window_s > 0):
+            raise ValueError(f"window_s {window_s!r} must be positive")
+        if not (display_hz > 0):
+            raise ValueError(f"display_hz {display_hz!r} must be positive")
+        if not (info_timeout_s > 0):
+            raise ValueError(f"info_timeout_s {info_timeout_s!r} must be positive")
+        if not (max_bridge_s >= 0):
+            raise ValueError(f"max_bridge_s {max_bridge_s!r} must be zero or positive")
+        if rig is None and calibration is not None:
+            raise ValueError("a calibration needs the rig it belongs to")
+        self.device = device
+        self.window_s = float(window_s)
+        self.display_hz = float(display_hz)
+        self.auto_tare = bool(auto_tare)
+        self.info_timeout_s = float(info_timeout_s)
+        self.protocol = protocol
+        self.body_mass_kg = body_mass_kg
+        self.max_bridge_s = float(max_bridge_s)
+        self.params = params or AnalysisParams()
+        self._rig_given = rig
+        self._calibration_given = calibration
+        self._calibration_for = calibration_for
+        self.ring = CountsRing(window_s=max(30.0, 3 * self.window_s))
+        self.session = AcquisitionSession(device, rig=rig, info_timeout_s=info_timeout_s, keep_samples=False,
+                                          fatal_problems=False)
+        self.session.add_sink(self.ring)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._generation = 0
+        self._ready = threading.Event()  # the analysis is set up for the armed timeline
+        self.rig: Rig | None = rig
+        self.rate_hz = 0.0
+        self.calibration = calibration or (nominal_calibration(rig) if rig is not None else None)
+        self.calibrated = calibration is not None
+        self.names = list(self.calibration.plate_roles) if self.calibration is not None else []
+        self.problem: str | None = None
+        self.on_trial_saved = on_trial_saved
+        self._recording: dict | None = None  # out, journal, seconds of the recording in progress
+        self._record_lock = threading.Lock()
+        self.saved_trials: list[Path] = []
+        self.last_recording_error: str | None = None
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.samples = 0
+        self.retares = 0
+        self.bridged_samples = 0
+        self.analysis_restarts = 0
+        self.behind_samples = 0
+        self.reps: list[LiveRep] = []
+        self._tare: LiveTare | None = None
+        self._analyzer: StreamingAnalyzer | None = None
+        self._analyzer_t0_s = 0.0
+        self._analysis_roles: tuple[str, ...] = ()
+        self._next = 0
+        self._last_counts: np.ndarray | None = None
+        self._lost_run = 0
+        self._display: _Display | None = None
+        self._step = 1
+        self._zi: np.ndarray | None = None
+        self._sos = np.zeros((0, 6))
+        self._load: dict[str, float | None] = {}
+        self._left_share: float | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def armed(self) -> bool:
+        """True once the rate and rig are known and samples are placed on the timeline."""
+        return self.session.armed
+
+    def start(self) -> None:
+        """Open the device, start the session and the analysis thread.
+
+        Waits up to ``info_timeout_s`` for the device to describe itself.
+        Without a rig, raises DeviceError (one line) when it does not.
+        """
+        self.session.start()
+        self._stop.clear()
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._run, name="steplab-live-analysis", daemon=True)
+        self._thread.start()
+        armed = self.session.wait_armed(self.info_timeout_s)
+        if armed:
+            self._ready.wait(5.0)  # rig, rate, plate names and calibration known before a page is built
+        if not armed and self._rig_given is None:
+            problem = self.session.timeline.problem or self.session.error
+            self.stop()
+            raise DeviceError(problem or f"{self.device.address} does not describe its rig (no answer to 'info' "
+                              f"in {self.info_timeout_s:g} s); give --rig FILE")
+
+    def stop(self, reason: str = "stopped", timeout_s: float = 10.0) -> None:
+        """Stop the analysis thread and the session (the device is closed).
+
+        A recording in progress is finished first: its (partial) trial is
+        written, with ``reason`` as how it ended (e.g. "terminated").
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._record_lock:
+            if self._recording is not None:
+                self._finish_recording(reason, resume=False, timeout_s=timeout_s)
+        if self.session.state == "running":
+            self.session.stop("stopped", timeout_s=timeout_s)
+
+    # -- recording from the live view ------------------------------------------------
+    @property
+    def recording(self) -> dict | None:
+        """The recording in progress: {"out", "seconds", "samples"}, or None."""
+        rec = self._recording
+        if rec is None:
+            return None
+        tl = self.session.timeline
+        return {"out": str(rec["out"]), "seconds": rec["seconds"],
+                "samples": tl.assembler.samples if tl.assembler is not None else 0}
+
+    def start_recording(self, seconds: float, trials_dir: str | Path) -> Path:
+        """Record ``seconds`` into a new trial file in ``trials_dir``; returns its path (see the module docstring)."""
+        if not (0 < seconds <= MAX_RECORDING_S):
+            raise ValueError(f"seconds {seconds!r} must be in (0, {MAX_RECORDING_S:g}]")
+        folder = Path(trials_dir)
+        with self._record_lock:
+            if self._recording is not None:
+                raise RecordingError("a recording is already in progress")
+            if self.session.state != "running":
+                raise RecordingError("the live view is not running")
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            out = folder / f"trial-{stamp}.npz"
+            k = 1
+            while out.exists() or journal_path_for(out).exists():
+                out = folder / f"trial-{stamp}-{k}.npz"
+                k += 1
+            journal = journal_path_for(out)
+            rig = self.rig or self._rig_given
+            self.session.stop("recording")
+            self.session.configure(seconds=float(seconds), journal_path=journal, keep_samples=True,
+                                   fatal_problems=True, reconnect_timeout_s=30.0,
+                                   journal_header=journal_header(self.device.address, float(seconds), rig))
+            self._recording = {"out": out, "journal": journal, "seconds": float(seconds)}
+            try:
+                self.session.start()
+            except Exception:
+                self._recording = None
+                self._resume_live()
+                raise
+            return out
+
+    def _resume_live(self) -> None:
+        if self.session.state == "running":
+            self.session.stop("stopped")
+        self.session.configure(seconds=None, journal_path=None, journal_header=None, keep_samples=False,
+                               fatal_problems=False, reconnect_timeout_s=None)
+        self.session.start()
+
+    def _finish_recording(self, reason: str, resume: bool, timeout_s: float = 10.0) -> None:
+        """Write the recording's trial (caller holds _record_lock); then resume the live session if asked."""
+        rec = self._recording
+        if rec is None:
+            return
+        self._recording = None
+        interrupted = self.session.state == "running" and not self.session.finished
+        if self.session.state == "running":
+            self.session.stop(reason, timeout_s=timeout_s)
+        path: Path | None = None
+        trial: object = None
+        summary: dict = {}
+        try:
+            trial, summary = finish_recording(self.session, rec["out"], rec["journal"], interrupted=interrupted)
+            path = rec["out"]
+        except RecordingInterrupted as exc:
+            trial, summary = exc.trial, exc.summary or {}
+            path = rec["out"] if exc.trial is not None else None
+        except RecordingError as exc:
+            self.last_recording_error = str(exc)
+        if path is not None:
+            self.saved_trials.append(path)
+            if self.on_trial_saved is not None:
+                try:
+                    self.on_trial_saved(path, trial, summary)
+                except Exception as exc:  # the trial file is safe; the hook's failure is shown
+                    self.last_recording_error = f"saved {path.name}, but the records hook failed: {exc}"
+        if resume:
+            self._resume_live()
+
+    def _supervise(self) -> None:
+        """A recording that ended by itself (complete, rig gone) is written and the live view resumes."""
+        if self._recording is None or not self.session.finished:
+            return
+        with self._record_lock:
+            if self._recording is not None and self.session.finished:
+                self._finish_recording(self.session.ended_reason or "complete", resume=True)
+
+    def close(self) -> None:
+        if self.session.state == "running":
+            self.stop()
+        self.session.close()
+
+    # -- the analysis thread ---------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(ANALYSIS_PERIOD_S):
+            try:
+                self._supervise()
+                self.process_available()
+            except Exception as exc:  # never a frozen screen that still says "streaming"
+                self.problem = f"live view error: {type(exc).__name__}: {exc}"
+
+    def process_available(self) -> int:
+        """Take what the ring holds (whole display blocks) through the analysis; returns samples taken."""
+        ring = self.ring
+        if ring.generation != self._generation:
+            self._setup(ring.generation)
+        if self._display is None:
+            return 0
+        step = self._step
+        head = ring.head
+        stop = head - head % step
+        if stop <= self._next:
+            return 0
+        start = self._next
+        if stop - start > ring.capacity:  # fell behind the ring: the overwritten part is lost to the view
+            skipped = stop - ring.capacity - start
+            skipped += (-skipped) % step
+            self.behind_samples += skipped
+            start += skipped
+        positions, counts, received, generation = ring.read(start, stop)
+        if generation != self._generation:
+            return 0
+        self._next = stop
+        self._process(positions, counts, received)
+        return int(positions.size)
+
+    def _setup(self, generation: int) -> None:
+        tl = self.session.timeline
+        rig, rate = tl.rig, tl.rate_hz
+        with self._lock:
+            self._generation = generation
+            self._reset_counters()
+            if rig is None or not rate > 0:
+                self._display = None
+                return
+            calibration = self._calibration_given if rig is self._rig_given else None
+            if calibration is None and self._calibration_for is not None:
+                try:
+                    calibration = self._calibration_for(rig)
+                except Exception as exc:  # a bad calibration record must not kill the live view
+                    self.problem = f"calibration not used: {exc}"
+                    calibration = None
+            cal = calibration or nominal_calibration(rig)
+            self.rig, self.rate_hz, self.calibration = rig, float(rate), cal
+            self.calibrated = calibration is not None
+            self.names = list(cal.plate_roles)
+            self._tare = LiveTare(rig, cal, rate, calibrated=self.calibrated) if self.auto_tare else None
+            self._step = max(1, int(round(rate / self.display_hz)))
+            n_points = max(1, int(round(self.window_s * rate / self._step)))
+            self._display = _Display(len(self.names), n_points)
+            p = self.params
+            self._sos = signal.butter(p.filter_order // 2, p.force_cutoff_hz / (0.5 * rate), output="sos")
+            self._zi = None
+            self._analysis_roles = self._roles_for_analysis()
+            self._new_analyzer(0)
+        self._ready.set()
+
+    def _roles_for_analysis(self) -> tuple[str, ...]:
+        names = set(self.names)
+        roles = [r for r in ROLES if r in names]
+        if "box" not in names and {"box_left", "box_right"} <= names:
+            roles.insert(0, "box")  # a split box is one box for the movement analysis
+        return tuple(roles)
+
+    def _new_analyzer(self, position: int) -> None:
+        self._analyzer = None
+        if not self._analysis_roles or not (20.0 <= self.rate_hz <= 100_000.0):
+            return
+        self._analyzer = StreamingAnalyzer(self.rate_hz, self._analysis_roles, protocol=self.protocol,
+                                           params=self.params, body_mass_kg=self.body_mass_kg)
+        self._analyzer_t0_s = position / self.rate_hz
+
+    def _process(self, positions: np.ndarray, counts: np.ndarray, received: np.ndarray) -> None:
+        n = positions.size
+        display, calibration = self._display, self.calibration
+        if n == 0 or display is None or calibration is None:
+            return
+        got = int(np.count_nonzero(received))
+        # bridge lost samples for the analysis with the last received counts (display: NaN)
+        if not received.all():
+            counts = counts.copy()
+            idx = np.where(received, np.arange(n), -1)
+            np.maximum.accumulate(idx, out=idx)
+            first_ok = idx >= 0
+            if self._last_counts is not None:
+                counts[~first_ok] = self._last_counts
+                counts[first_ok] = counts[idx[first_ok]]
+            else:
+                counts[first_ok] = counts[idx[first_ok]]
+        if got and self._tare is not None:
+            new = self._tare.update(counts[received])
+            if new is not None:
+                self.retares = self._tare.retares
+                self.calibration = calibration = new
+        forces = calibrated_forces(counts, calibration)
+        fz = np.vstack([forces[name].fz_n for name in self.names])
+        if self._zi is None:
+            zi0 = signal.sosfilt_zi(self._sos)
+            self._zi = zi0[:, None, :] * fz[None, :, 0, None]  # (sections, plates, 2): start at rest at the first value
+        filtered, self._zi = signal.sosfilt(self._sos, fz, axis=1, zi=self._zi)
+        step = self._step
+        blocks = positions[::step] // step
+        lost_block: np.ndarray = np.logical_not(received.reshape(-1, step).all(axis=1))
+        shown = np.where(lost_block[None, :], np.nan, filtered[:, step - 1::step])
+        self._analyse(positions, forces, received)
+        with self._lock:
+            display.put(blocks, shown)
+            self.samples += got
+            if got:
+                self._last_counts = counts[received][-1].copy()
+            last_lost = bool(lost_block[-1])
+            self._load = {name: (None if last_lost else float(filtered[p, -1]))
+                          for p, name in enumerate(self.names)}
+            self._left_share = self._analyzer.left_share_pct if self._analyzer is not None else None
+
+    def _analyse(self, positions: np.ndarray, forces: dict[str, PlateForces], received: np.ndarray) -> None:
+        if self._analyzer is None and not self._analysis_roles:
+            return
+        n = positions.size
+        max_bridge = int(round(self.max_bridge_s * self.rate_hz))
+        # split at lost runs longer than max_bridge: the analyzer restarts after them
+        runs = []
+        a = 0
+        lost = ~received
+        if lost.any():
+            edges = np.flatnonzero(np.diff(np.r_[0, lost.astype(np.int8), 0]))
+            starts, ends = edges[::2], edges[1::2]
+            for s, e in zip(starts, ends):
+                run = int(e - s) + (self._lost_run if s == 0 else 0)
+                if run > max_bridge:
+                    if s > a:
+                        runs.append((a, int(s), False))
+                    runs.append((int(s), int(e), True))
+                    a = int(e)
+            self._lost_run = int(ends[-1] - starts[-1]) + (self._lost_run if starts[-1] == 0 else 0) \
+                if ends[-1] == n else 0
+            self.bridged_samples += int(lost.sum()) - sum(e - s for s, e, skip in runs if skip)
+        else:
+            self._lost_run = 0
+        if a < n:
+            runs.append((a, n, False))
+        for s, e, skip in runs:
+            if skip:
+                if self._analyzer is not None and self._analyzer.n_samples:
+                    self.analysis_restarts += 1
+                    self._new_analyzer(int(positions[e - 1]) + 1)
+                continue
+            if self._analyzer is None:
+                self._new_analyzer(int(positions[s]))
+                if self._analyzer is None:
+                    return
+            block = self._analysis_block(forces, s, e)
+            for rep in self._analyzer.push(block):
+                self._add_rep(rep)
+
+    def _analysis_block(self, forces: dict[str, PlateForces], s: int, e: int) -> dict:
+        block = {}
+        for role in self._analysis_roles:
+            if role in forces:
+                pf = forces[role]
+                block[role] = PlateForces(pf.fz_n[s:e], None if pf.mx_nm is None else pf.mx_nm[s:e],
+                                          None if pf.my_nm is None else pf.my_nm[s:e])
+            else:  # the split box: the two halves' vertical forces add up
+                block[role] = forces["box_left"].fz_n[s:e] + forces["box_right"].fz_n[s:e]
+        return block
+
+    def _add_rep(self, rep: RepResult) -> None:
+        t0 = self._analyzer_t0_s
+        names = HEADLINE_METRICS.get(self.protocol, ())
+        headline = {k: rep.metrics.get(k) for k in names if k in rep.metrics}
+        live = LiveRep(len(self.reps) + 1, rep.lead, None if rep.t_onset_s is None else rep.t_onset_s + t0,
+                       None if rep.t_contact_s is None else rep.t_contact_s + t0, dict(rep.metrics),
+                       list(rep.flags), headline)
+        with self._lock:
+            self.reps.append(live)
+
+    # -- what the pages read ---------------------------------------------------------
+    def status(self) -> str:
+        if self.problem and self.session.timeline.problem is None and self.session.stats.state != "disconnected":
+            return self.problem
+        return self.session.status()
+
+    def snapshot(self) -> LiveSnapshot:
+        """The last ``window_s`` seconds and the live readouts (thread-safe)."""
+        with self._lock:
+            names = list(self.names)
+            rate = self.rate_hz
+            if self._display is None or rate <= 0:
+                t = np.zeros(0)
+                fz = {name: np.zeros(0) for name in names}
+            else:
+                blocks, vals = self._display.series()
+                t = (blocks * self._step + self._step - 1) / rate
+                fz = {name: vals[p].copy() for p, name in enumerate(names)}
+            load = dict(self._load)
+            share = self._left_share
+            reps = list(self.reps)
+            analyzer = self._analyzer
+            bw = analyzer.body_weight_n if analyzer is not None else None
+            phase = analyzer.phase if analyzer is not None and analyzer.n_samples else ""
+            samples, retares = self.samples, self.retares
+            bridged, restarts = self.bridged_samples, self.analysis_restarts
+        with self.session.lock:
+            tl = self.session.timeline
+            a = tl.assembler
+            lost = a.lost_samples if a is not None else 0
+            duplicates = a.duplicate_samples if a is not None else 0
+            resets = a.resets if a is not None else 0
+            crc = tl.crc_errors
+        st = self.session.stats
+        return LiveSnapshot(time_s=t, fz_n=fz, samples=samples, lost_samples=lost, crc_errors=crc, state=st.state,
+                            rate_hz=rate, status=self.status(), duplicate_samples=duplicates, device_resets=resets,
+                            queue_dropped_samples=st.queue_dropped_samples, load_n=load, left_share_pct=share,
+                            reps=reps, body_weight_n=bw, phase=phase, retares=retares, calibrated=self.calibrated,
+                            bridged_samples=bridged, analysis_restarts=restarts,
+                            connected=st.state in ("streaming", "stalled"))
+
+    def wait_for_samples(self, n: int, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.samples >= n:
+                return True
+            time.sleep(0.02)
+        return False
