@@ -40,8 +40,12 @@ failed = {}
 def onerror(name):
     failed[name] = traceback.format_exc(limit=3)
 names = []
+# Alembic runs its env.py inside a migration context; it is a script, never imported
+SCRIPTS = {"steplab.records.migrations.env"}
 for info in pkgutil.walk_packages(steplab.__path__, "steplab.", onerror=onerror):
     names.append(info.name)
+    if info.name in SCRIPTS:
+        continue
     try:
         importlib.import_module(info.name)
     except BaseException:
