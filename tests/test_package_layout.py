@@ -551,12 +551,14 @@ def _command_options() -> dict[str, set[str]]:
 def _undocumented(md: str, commands: dict[str, set[str]]) -> list[str]:
     """Commands and options that interfaces.md does not describe.
 
-    A command's text runs from the first mention of ``steplab NAME`` to the next ``## ``
+    A command's text runs from its first mention as code (`` `steplab NAME`` or an indented
+    usage line; prose such as "a steplab trial file" does not count) to the next ``## ``
     heading; each of its options must appear there.
     """
     missing = []
     for name, opts in sorted(commands.items()):
-        start = md.find(f"steplab {name}")
+        m = re.search(rf"(`|^    )steplab {re.escape(name)}(?![\w-])", md, re.M)
+        start = m.start() if m else -1
         if start < 0:
             missing.append(f"steplab {name}")
             continue
