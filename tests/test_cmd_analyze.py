@@ -9,19 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_real_data
 
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.trial_file import Trial, write_trial
 from steplab.dsp import analyze_forces
 from steplab.dsp.streaming import synthetic_step_down
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 TOP_KEYS = {"protocol", "sample_rate_hz", "body_weight_n", "body_mass_kg", "reps", "provenance"}
 REP_KEYS = {"lead", "t_onset_s", "t_contact_s", "metrics", "flags"}
 
 
 def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
+    p = shared_real_data().joinpath(*parts)
     if not p.exists():
         pytest.fail(f"shared real data missing: {p} (the shared folder must sit beside the repository)")
     return p

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_real_data
 
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.trial_file import Trial, write_trial
@@ -16,11 +17,9 @@ from steplab.records.importers import (
     plate_cop_mm,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
 
 def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
+    p = shared_real_data().joinpath(*parts)
     if not p.exists():
         pytest.fail(f"shared real data missing: {p} (the shared folder must sit beside the repository)")
     return p
@@ -47,11 +46,22 @@ def test_c3d_type2_and_type4_give_nearly_the_same_forces():
     assert t4.provenance_extra["c3d_plate_types"] == [4]
 
 
-def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded():
+def _without_zero(src: Path, dst: Path) -> Path:
+    """A copy of a C3D file whose FORCE_PLATFORM:ZERO names no frames (ezc3d applies no baseline)."""
     import ezc3d
 
-    path = real("c3d_sample10", "TYPE-4.C3D")
+    c = ezc3d.c3d(str(src))
+    c["parameters"]["FORCE_PLATFORM"]["ZERO"]["value"] = np.array([0, 0])
+    c.write(str(dst))
+    return dst
+
+
+def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded(tmp_path):
+    import ezc3d
+
+    path = _without_zero(real("c3d_sample10", "TYPE-4.C3D"), tmp_path / "type4_nozero.c3d")
     t = load_forces(path)
+    assert "c3d_zero" not in t.provenance_extra
     pf = t.plates["floor_left"]
     cop = plate_cop_mm(pf, cop_min_force_n=20.0)
     unloaded = pf.fz_n < 20.0
