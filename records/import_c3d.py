@@ -59,12 +59,12 @@ import numpy as np
 
 from steplab.dsp.params import PlateForces
 from steplab.records.import_common import (
-    COP_CHECK_MIN_FORCE_N,
     COP_OUTSIDE_MARGIN_MM,
     IGNORE_ROLE,
     ForceImportError,
     LoadedTrial,
     add_flag,
+    cop_check_force_n,
     flat_top_samples,
     plate_cop_mm,
     plate_roles,
@@ -526,8 +526,8 @@ def _frame_note(vertical: str) -> str:
 
 
 def _cop_outside(pf: PlateForces, basis: np.ndarray, rot: np.ndarray, half_mm: tuple[float, float]) -> int:
-    """Samples loaded with at least COP_CHECK_MIN_FORCE_N whose COP lies outside the plate (by the margin)."""
-    cop = plate_cop_mm(pf, cop_min_force_n=COP_CHECK_MIN_FORCE_N)
+    """Samples loaded with at least cop_check_force_n whose COP lies outside the plate (by the margin)."""
+    cop = plate_cop_mm(pf, cop_min_force_n=cop_check_force_n(pf.fz_n))
     ok = np.isfinite(cop[:, 0])
     if not ok.any():
         return 0

@@ -6,10 +6,12 @@ The plausibility limits (decision 0012) are the same for C3D and CSV/TSV files:
   human movement are rated 20 kN vertical) is not a measurement but a corrupt file:
   refused;
 * a plate whose vertical force sits at its maximum for ``FLAT_TOP_MIN_S`` or longer
-  (a flat top) is saturated: counted in ``saturated_samples`` and flagged
-  ``saturated``;
-* a COP outside the plate (by more than ``COP_OUTSIDE_MARGIN_MM``) under load is
-  flagged ``cop_outside_plate``;
+  (a flat top), reached or left by a step larger than ``FLAT_TOP_STEP_QUANTA`` times
+  the file's resolution (a smooth peak stored in whole newtons is not a flat top), is
+  saturated: counted in ``saturated_samples`` and flagged ``saturated``;
+* a COP outside the plate (by more than ``COP_OUTSIDE_MARGIN_MM``) under a load of
+  at least ``cop_check_force_n`` (50 N, or 10 % of the plate's peak when larger: a
+  small offset moment moves the COP of a light load) is flagged ``cop_outside_plate``;
 * a body weight outside ``HUMAN_BODY_WEIGHT_N`` is flagged ``body_weight_implausible``
   (:func:`body_weight_flags`, applied to the analysis result).
 """
@@ -41,8 +43,10 @@ MAX_PLAUSIBLE_FORCE_N = 30_000.0
 FLAT_TOP_MIN_S = 0.010
 FLAT_TOP_MIN_SAMPLES = 5
 FLAT_TOP_MIN_FORCE_N = 50.0
+FLAT_TOP_STEP_QUANTA = 4.0
 COP_OUTSIDE_MARGIN_MM = 25.0
 COP_CHECK_MIN_FORCE_N = 50.0
+COP_CHECK_PEAK_FRACTION = 0.10
 HUMAN_BODY_WEIGHT_N = (10.0 * 9.80665, 300.0 * 9.80665)  # 10..300 kg
 
 
@@ -173,10 +177,12 @@ def refuse_impossible_force(values: np.ndarray, where: str, what: str = "force")
 
 
 def flat_top_samples(fz_n: np.ndarray, rate_hz: float) -> int:
-    """Samples of the longest run at the plate's maximum when it lasts ``FLAT_TOP_MIN_S`` or longer, else 0.
+    """Samples at the plate's maximum when it is clipped there (a flat top), else 0.
 
     A loaded plate's signal always carries noise; one held at exactly its maximum for
-    10 ms (5 samples at least) is clipped by its amplifier or converter.
+    10 ms (5 samples at least), run into (or left) by a step of more than
+    ``FLAT_TOP_STEP_QUANTA`` times the smallest step of the signal, is clipped by its
+    amplifier or converter.  A whole recording at one value is clipped too.
     """
     f = np.asarray(fz_n, dtype=np.float64)
     if f.size < FLAT_TOP_MIN_SAMPLES:
@@ -187,11 +193,29 @@ def flat_top_samples(fz_n: np.ndarray, rate_hz: float) -> int:
     at_top = np.abs(f - top) <= 1e-9 * abs(top)
     edges = np.diff(np.concatenate(([0], at_top.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    longest = int(np.max(ends - starts)) if starts.size else 0
     need = max(FLAT_TOP_MIN_SAMPLES, int(math.ceil(FLAT_TOP_MIN_S * rate_hz)))
-    if longest < need:
+    # the file's resolution: a smooth peak stored in steps of q reaches its top by a step of q; a clipped
+    # signal runs into its limit by a larger step (or the whole file sits at it)
+    d = np.abs(np.diff(f))
+    nonzero = d[d > 1e-9 * abs(top)]
+    q = float(np.min(nonzero)) if nonzero.size else 0.0
+    clipped = 0
+    for s, e in zip(starts, ends):
+        if e - s < need:
+            continue
+        step_in = top - f[s - 1] if s > 0 else math.inf
+        step_out = top - f[e] if e < f.size else math.inf
+        if max(step_in, step_out) > FLAT_TOP_STEP_QUANTA * q:
+            clipped += int(e - s)
+    if not clipped:
         return 0
     return int(np.sum(at_top))
+
+
+def cop_check_force_n(fz_n: np.ndarray) -> float:
+    """The least vertical force [N] at which a COP is checked against its plate."""
+    peak = float(np.max(fz_n)) if np.size(fz_n) else 0.0
+    return max(COP_CHECK_MIN_FORCE_N, COP_CHECK_PEAK_FRACTION * peak)
 
 
 def body_weight_flags(body_weight_n: float | None) -> list[str]:

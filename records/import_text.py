@@ -32,13 +32,13 @@ import numpy as np
 
 from steplab.dsp.params import PlateForces
 from steplab.records.import_common import (
-    COP_CHECK_MIN_FORCE_N,
     DEFAULT_ROLES,
     IGNORE_ROLE,
     MAX_PLAUSIBLE_FORCE_N,
     ForceImportError,
     LoadedTrial,
     add_flag,
+    cop_check_force_n,
     flat_top_samples,
     parse_plates,
     plate_cop_mm,
@@ -184,7 +184,7 @@ def _finish(p: Path, plates_fz: list[tuple[np.ndarray, np.ndarray | None, np.nda
         pf = PlateForces(fz_n=np.ascontiguousarray(fz), mx_nm=mx, my_nm=my)
         out[role] = pf
         saturated += flat_top_samples(pf.fz_n, rate)
-        cop = plate_cop_mm(pf, cop_min_force_n=COP_CHECK_MIN_FORCE_N)
+        cop = plate_cop_mm(pf, cop_min_force_n=cop_check_force_n(pf.fz_n))
         n_out = int(np.sum(np.isfinite(cop[:, 0]) & (np.abs(cop) > CSV_COP_LIMIT_MM).any(axis=1)))
         if n_out:
             outside[role] = n_out

@@ -179,3 +179,14 @@ def test_walkway_columns_left_out(tmp_path):
     assert lt.provenance_extra["ignored_plates"] == [1, 4]
     with pytest.raises(ForceImportError, match="leaves every plate out"):
         load_forces(p, plates="-,-,-,-")
+
+
+def test_smooth_peak_stored_in_whole_newtons_is_not_saturation(tmp_path):
+    """A filtered export rounded to 1 N holds a slow squat's peak for ~20 ms: a step of 1 N, not a clip."""
+    t = np.arange(4000) / RATE
+    f = np.round(700.0 + 200.0 * np.sin(2 * np.pi * 0.5 * t), 0)
+    top = f == f.max()
+    assert top.sum() > 15  # the peak sits at one value for longer than 10 ms
+    p = tmp_path / "squat.csv"
+    np.savetxt(p, np.column_stack([t, f]), delimiter=",", header="time,Fz", comments="", fmt="%.3f")
+    assert "saturated_samples" not in load_forces(p).provenance_extra
