@@ -73,6 +73,8 @@ from steplab.records.import_common import (
 )
 
 READER = Path(__file__).with_name("import_c3d_reader.py")
+#: Address space of the reader child: 1 GiB and 40 × the file (ezc3d's objects and the arrays).
+READER_BASE_BYTES, READER_BYTES_PER_FILE_BYTE = 1 << 30, 40
 MAX_TILT_DEG = 10.0
 ZERO_MAX_LOAD_N = 100.0
 PLATE_SIDE_MM = (50.0, 5000.0)  # a plate's side: a degenerate CORNERS lies outside
@@ -151,17 +153,21 @@ def _check_length(p: Path, size: int, hdr: dict, params: dict) -> int:
 def read_c3d_isolated(p: Path, timeout_s: float | None = None) -> tuple[np.ndarray, dict]:
     """(analogs float64 (channels, samples), meta) read by ezc3d in a child process.
 
-    A crash of the reader (a signal) or its refusal becomes a ForceImportError naming the file.
+    The child's address space is capped (1 GiB + 40 × the file size) and its time
+    limited (60 s + 20 s per MB).  A crash of the reader (a signal), its refusal or
+    no answer in time becomes a ForceImportError naming the file.
     """
     size = p.stat().st_size
     if timeout_s is None:
         timeout_s = 60.0 + 20.0 * size / 1e6
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONWARNINGS")}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # no thread pools to reserve
+    max_bytes = READER_BASE_BYTES + READER_BYTES_PER_FILE_BYTE * size
     with tempfile.TemporaryDirectory(prefix="steplab-c3d-") as tmp:
         out = Path(tmp) / "c3d.npz"
         try:
-            r = subprocess.run([sys.executable, str(READER), str(p), str(out)], capture_output=True, text=True,
-                               timeout=timeout_s, stdin=subprocess.DEVNULL, env=env)
+            r = subprocess.run([sys.executable, str(READER), str(p), str(out), str(max_bytes)], capture_output=True,
+                               text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             raise ForceImportError(f"{p.name}: cannot read C3D file (the reader gave no answer in "
                                    f"{timeout_s:.0f} s)") from None

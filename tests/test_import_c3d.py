@@ -190,6 +190,30 @@ def test_flipped_parameter_names_never_take_steplab_down(tmp_path):
             assert r.stdout == ""
 
 
+@pytest.mark.parametrize("record", [b"\x04\x03ZERO", b"\x07\x03CORNERS"])
+def test_garbled_parameter_record_does_not_exhaust_memory(tmp_path, record):
+    """One flipped bit in a parameter record's length byte made ezc3d reserve ~12 GB for an 85 kB file."""
+    src = tmp_path / "ok.c3d"
+    write_c3d(src, 2, one_plate(2), seed=9)
+    data = bytearray(src.read_bytes())
+    i = data.find(record) - 1  # the description length of the parameter before it
+    assert i > 512
+    data[i] ^= 0x80
+    (tmp_path / "record.c3d").write_bytes(bytes(data))
+    with pytest.raises(ForceImportError, match=r"record.c3d: cannot read C3D file"):
+        load_forces(tmp_path / "record.c3d")
+
+
+def test_reader_memory_is_capped(tmp_path, monkeypatch):
+    """With a cap far below what Python needs, a valid file fails in the child: the cap is applied there."""
+    src = tmp_path / "ok.c3d"
+    write_c3d(src, 2, one_plate(2), seed=9)
+    monkeypatch.setattr(import_c3d, "READER_BASE_BYTES", 1 << 20)
+    monkeypatch.setattr(import_c3d, "READER_BYTES_PER_FILE_BYTE", 1)
+    with pytest.raises(ForceImportError, match=r"ok.c3d: cannot read C3D file"):
+        load_forces(src)
+
+
 # -- defect 5: analog-only files ------------------------------------------------------------------
 
 def test_analog_only_file_uses_analog_rate(tmp_path):
