@@ -35,6 +35,8 @@ from steplab.records.import_common import (
     DEFAULT_ROLES,
     IGNORE_ROLE,
     MAX_PLAUSIBLE_FORCE_N,
+    MAX_RATE_HZ,
+    MIN_RATE_HZ,
     ForceImportError,
     LoadedTrial,
     add_flag,
@@ -61,6 +63,8 @@ MAX_TIME_S = 1e9
 MAX_MOMENT_NM = MAX_PLAUSIBLE_FORCE_N * 5.0  # 30 kN five metres from the plate's centre
 CSV_COP_LIMIT_MM = 1000.0  # no plate is larger than 2 × 2 m: a COP beyond is outside it
 NEGATE_MIN_N = 100.0
+_FORCE_RANGE = f"any force plate's range (±{MAX_PLAUSIBLE_FORCE_N:g} N)"
+_MOMENT_RANGE = f"any force plate's range for a moment (±{MAX_MOMENT_NM:g} N·m)"
 
 
 def _split(line: str, delim: str | None) -> list[str]:
@@ -124,12 +128,13 @@ def _read_table(p: Path) -> tuple[list[str], list[str], bool, np.ndarray, list[i
 
 def _refuse_big(p: Path, data: np.ndarray, cols: list[int], head: list[str], line_of: list[int], limit: float,
                 what: str) -> None:
+    """Refuse a value beyond ``limit``: ``what`` says what that is (e.g. "any force plate's range (±30000 N)")."""
     for j in cols:
         big = np.abs(data[:, j]) > limit
         if big.any():
             r = int(np.argmax(big))
             raise ForceImportError(f"{p.name}: line {line_of[r]} column {head[j]!r} holds {data[r, j]:.4g}, "
-                                   f"beyond any force plate's range for a {what} (±{limit:g}); the file is corrupt")
+                                   f"beyond {what}; the file is corrupt")
 
 
 def _rate(p: Path, data: np.ndarray, time_col: int | None, names: list[str], head: list[str],
@@ -138,12 +143,16 @@ def _rate(p: Path, data: np.ndarray, time_col: int | None, names: list[str], hea
         if given_rate is None:
             raise ForceImportError(f"{p.name}: the file has no time column; give the sample rate with --rate HZ")
         return given_rate
-    _refuse_big(p, data, [time_col], head, line_of, MAX_TIME_S, "time in seconds")
+    _refuse_big(p, data, [time_col], head, line_of, MAX_TIME_S, f"any time of a recording (±{MAX_TIME_S:g} s)")
     t = data[:, time_col] * (1e-3 if "ms" in names[time_col] else 1.0)
     dt = np.diff(t)
     if np.any(dt <= 0):
         raise ForceImportError(f"{p.name}: time column {head[time_col]!r} is not strictly increasing")
-    mean_dt = (t[-1] - t[0]) / (t.size - 1)
+    mean_dt = float(t[-1] - t[0]) / (t.size - 1)
+    if not (1.0 / MAX_RATE_HZ <= mean_dt <= 1.0 / MIN_RATE_HZ):
+        raise ForceImportError(f"{p.name}: time column {head[time_col]!r} steps by {mean_dt:.4g} s on average: "
+                               f"a rate outside {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz (a time in ms needs a name "
+                               "such as time_ms)")
     if np.max(np.abs(dt - mean_dt)) > 0.01 * mean_dt + 1e-9:
         raise ForceImportError(f"{p.name}: time column {head[time_col]!r} is not uniformly sampled")
     return reconcile_rate(1.0 / mean_dt, given_rate, p, "rate of the time column")
@@ -241,7 +250,7 @@ def _load_components(p: Path, head, bases, data, line_of, time_col, rate, plates
         shear += [head[g[c]] for c in ("fx", "fy") if c in g]
         plates_cols.append(g)
     _refuse_big(p, data, [g[c] for g in plates_cols for c in ("fx", "fy", "fz") if c in g], head, line_of,
-                MAX_PLAUSIBLE_FORCE_N, "force in N")
+                MAX_PLAUSIBLE_FORCE_N, _FORCE_RANGE)
     n_plates = len(plates_cols)
     roles = plate_roles(plates, n_plates, p)
     fzs = []
@@ -251,7 +260,7 @@ def _load_components(p: Path, head, bases, data, line_of, time_col, rate, plates
             mx = data[:, g["mx"]] * _moment_scale(head[g["mx"]].lower())
             my = data[:, g["my"]] * _moment_scale(head[g["my"]].lower())
             for a, j in ((mx, g["mx"]), (my, g["my"])):
-                _refuse_big(p, np.abs(a)[:, None], [0], [head[j]], line_of, MAX_MOMENT_NM, "moment in N·m")
+                _refuse_big(p, a[:, None], [0], [head[j]], line_of, MAX_MOMENT_NM, _MOMENT_RANGE)
         elif "mx" in g or "my" in g:
             ignored += [head[g[c]] for c in ("mx", "my") if c in g]  # one moment alone gives no COP
         fzs.append((data[:, g["fz"]].copy(), mx, my))
@@ -285,9 +294,9 @@ def _load_plain(p: Path, head, names, has_header, data, line_of, time_col, rate,
         force_cols.append(j)
     if not force_cols:
         raise ForceImportError(f"{p.name}: no force columns found")
-    _refuse_big(p, data, force_cols, head, line_of, MAX_PLAUSIBLE_FORCE_N, "force in N")
-    for j, s in moment_scale.items():
-        _refuse_big(p, data * s, [j], head, line_of, MAX_MOMENT_NM, "moment in N·m")
+    _refuse_big(p, data, force_cols, head, line_of, MAX_PLAUSIBLE_FORCE_N, _FORCE_RANGE)
+    for j, scale in moment_scale.items():
+        _refuse_big(p, data[:, j:j + 1] * scale, [0], [head[j]], line_of, MAX_MOMENT_NM, _MOMENT_RANGE)
 
     n_force = len(force_cols)
     if plates is None:

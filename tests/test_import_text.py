@@ -145,6 +145,14 @@ def test_absurd_cells_and_times_are_refused(tmp_path):
         load_forces(q)
 
 
+@pytest.mark.parametrize("steps", ["0,5e-324,1e-323", "0,1e-7,2e-7", "0,2,4"])
+def test_time_steps_outside_any_rate_are_refused_without_a_warning(tmp_path, steps):
+    p = tmp_path / "steps.csv"
+    p.write_text("time,Fz\n" + "".join(f"{t},700\n" for t in steps.split(",")))
+    with pytest.raises(ForceImportError, match="steps.csv: time column 'time' steps by .* outside 1..100000 Hz"):
+        load_forces(p)  # filterwarnings = error: a division overflow would fail here
+
+
 # -- plausibility flags ------------------------------------------------------------------------------------
 
 def test_flat_top_is_saturation(tmp_path):
