@@ -136,6 +136,12 @@ def load_forces(path: str | Path, *, rate_hz: float | None = None,
             loaded = load_text(p, given_rate, plates)
     except OSError as exc:
         raise ForceImportError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except ForceImportError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as exc:
+        # a file from outside can hold what no check foresaw (a NaN channel number...): still one error
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise ForceImportError(f"{p.name}: cannot read ({type(exc).__name__}: {msg})") from None
     _check_signals(loaded.plates, p)
     loaded.provenance_extra.setdefault("source_file", p.name)
     loaded.provenance_extra.setdefault("source_format", loaded.source_format)

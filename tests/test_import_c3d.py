@@ -412,3 +412,18 @@ def test_child_reader_is_cheap_and_isolated(tmp_path):
     with np.load(out) as z:
         assert z["analogs"].shape == (6, 3250)
     assert RATE_HZ == 1000.0
+
+
+def test_unforeseen_parameter_values_are_still_one_import_error(tmp_path):
+    """A NaN channel number or plate type: a ForceImportError naming the file, not another exception."""
+    src = tmp_path / "ok.c3d"
+    write_c3d(src, 2, one_plate(2), seed=23)
+    for name, value in (("FORCE_PLATFORM__CHANNEL", np.full((6, 1), np.nan)),
+                        ("FORCE_PLATFORM__TYPE", np.array([np.nan]))):
+        c = ezc3d.c3d(str(src))
+        group, param = name.split("__")
+        c["parameters"][group][param]["value"] = value
+        c["parameters"][group][param]["type"] = 4  # float
+        c.write(str(tmp_path / "nan.c3d"))
+        with pytest.raises(ForceImportError, match="nan.c3d: "):
+            load_forces(tmp_path / "nan.c3d")
