@@ -119,9 +119,19 @@ def _raw_header(p: Path, size: int) -> dict:
     n_points, n_analog_per_frame, first, last, _gap = struct.unpack(endian + "HHHHH", head[2:12])
     data_start, analog_per_frame = struct.unpack(endian + "HH", head[16:20])
     sign_byte = {1: head[15], 2: head[13], 3: head[12]}[processor]  # Intel, DEC, MIPS floats
-    return {"n_points": n_points, "n_analog_per_frame": n_analog_per_frame, "first_frame": first,
+    return {"points_rate_hz": _raw_float(head[20:24], processor), "n_points": n_points,
+            "n_analog_per_frame": n_analog_per_frame, "first_frame": first,
             "last_frame": last, "data_start_block": data_start, "float_data": bool(sign_byte & 0x80),
             "analog_samples_per_frame": analog_per_frame}
+
+
+def _raw_float(b: bytes, processor: int) -> float:
+    """A 4-byte float of the file: IEEE little-endian (Intel), VAX F (DEC) or IEEE big-endian (MIPS)."""
+    if processor == 3:
+        return float(struct.unpack(">f", b)[0])
+    if processor == 2:  # VAX F: the 16-bit words swapped, exponent bias 128 and a 0.1f mantissa: IEEE / 4
+        return float(struct.unpack("<f", bytes((b[2], b[3], b[0], b[1])))[0]) / 4.0
+    return float(struct.unpack("<f", b)[0])
 
 
 def _check_length(p: Path, size: int, hdr: dict, params: dict) -> int:
@@ -369,20 +379,26 @@ def _zero_range(params: dict, n_frames: int, per_frame: int, n_samples: int) -> 
     return a, b
 
 
-def _analog_rate(meta: dict, params: dict, p: Path) -> float:
-    """ANALOG:RATE when the file gives it (an analog-only file has POINT:RATE 0), else the header's."""
+def _analog_rate(hdr: dict, params: dict, p: Path) -> float:
+    """ANALOG:RATE when the file gives it (an analog-only file has POINT:RATE 0), else the header's.
+
+    When both are given they must agree to 1 %.
+    """
     rate = None
     ar = (params.get("ANALOG") or {}).get("RATE")
     try:
         v = float(np.atleast_1d(np.asarray(ar, dtype=np.float64))[0]) if ar is not None else math.nan
     except (TypeError, ValueError, IndexError):
         v = math.nan
+    h = float(hdr["points_rate_hz"]) * hdr["analog_samples_per_frame"]  # as stored: ezc3d derives its own
+    header_ok = math.isfinite(h) and h > 0
     if math.isfinite(v) and v > 0:
         rate = v
-    else:
-        h = float(meta.get("analogs_rate_hz", math.nan))
-        if math.isfinite(h) and h > 0:
-            rate = h
+        if header_ok and abs(h - v) > 0.01 * v:  # a garbled rate byte on one side
+            raise ForceImportError(f"{p.name}: ANALOG:RATE {v:g} Hz contradicts the header's analog rate {h:g} Hz "
+                                   "(POINT:RATE × analog samples per frame); the file is corrupt")
+    elif header_ok:
+        rate = h
     if rate is None:
         raise ForceImportError(f"{p.name}: the C3D file has no valid analog rate (ANALOG:RATE and POINT:RATE "
                                "are both missing or zero)")
@@ -411,7 +427,7 @@ def load_c3d(p: Path, given_rate: float | None, plates) -> LoadedTrial:
         raise ForceImportError(f"{p.name}: the C3D file has no force platforms")
     if n_plates > 64:
         raise ForceImportError(f"{p.name}: FORCE_PLATFORM:USED = {n_plates} is not a number of plates")
-    rate = reconcile_rate(_analog_rate(meta, params, p), given_rate, p, "C3D analog rate")
+    rate = reconcile_rate(_analog_rate(hdr, params, p), given_rate, p, "C3D analog rate")
     roles = plate_roles(plates, n_plates, p)
 
     try:

@@ -9,6 +9,7 @@ cut or garbled file, saturated plates, a COP off the plate, degenerate CORNERS.
 from __future__ import annotations
 
 import math
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +230,21 @@ def test_analog_only_file_uses_analog_rate(tmp_path):
     assert ezc3d.c3d(str(tmp_path / "analog_only.c3d"))["header"]["analogs"]["frame_rate"] == 0.0
     t = load_forces(tmp_path / "analog_only.c3d")
     check_plates(t, plates, ("floor_left",))
+
+
+def test_analog_rate_contradicting_the_header_is_refused(tmp_path):
+    """ANALOG:RATE garbled from 1000 to 500 Hz while POINT:RATE × 10 samples per frame says 1000 Hz."""
+    src = tmp_path / "ok.c3d"
+    write_c3d(src, 2, one_plate(2), seed=24)
+    data = bytearray(src.read_bytes())
+    param_start, data_start = 512, (int.from_bytes(data[16:18], "little") - 1) * 512
+    at = [i for i in range(param_start, data_start - 4) if data[i:i + 4] == struct.pack("<f", 1000.0)]
+    assert len(at) == 1  # the one float 1000.0 of the parameters: ANALOG:RATE
+    data[at[0]:at[0] + 4] = struct.pack("<f", 500.0)
+    (tmp_path / "rate.c3d").write_bytes(bytes(data))
+    with pytest.raises(ForceImportError, match="rate.c3d: ANALOG:RATE 500 Hz contradicts the header's analog rate "
+                                               "1000 Hz"):
+        load_forces(tmp_path / "rate.c3d")
 
 
 # -- defect 6: unit spellings ------------------------------------------------------------------------

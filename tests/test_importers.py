@@ -79,6 +79,13 @@ def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded(tmp_path):
     np.testing.assert_allclose(cop[~unloaded], ez, atol=0.1)  # the plate is tilted by ~0.2°
 
 
+def test_cop_docstring_names_the_axes_the_values_are_in():
+    """Defect 10 of issue 12: the COP of a C3D is in lab axes, never in the plate's own frame."""
+    doc = " ".join((plate_cop_mm.__doc__ or "").split())
+    assert "plate frame" not in doc
+    assert "lab's horizontal axes" in doc and "lab_vertical_axis" in doc
+
+
 def test_c3d_errors(tmp_path):
     bad = tmp_path / "broken.c3d"
     bad.write_bytes(b"\x02\x50" + b"\x00" * 300)
