@@ -496,7 +496,9 @@ def _raised_flags() -> set[str]:
     """Flag names the analysis code raises: appended to a ``…flags`` list, listed on a line about
     flags, or returned as a problem code (``return role, contact, "lead_plate_not_contacted"``)."""
     found = set()
-    for path in sorted((REPO / "dsp").glob("*.py")) + [REPO / "records" / "importers.py"]:
+    sources = sorted((REPO / "dsp").glob("*.py")) + sorted((REPO / "records").glob("import*.py"))
+    sources += [p for p in (REPO / "steplab" / "analysis_pipeline.py",) if p.exists()]
+    for path in sources:
         src = path.read_text(encoding="utf-8")
         lines = src.splitlines()
         for node in ast.walk(ast.parse(src)):
