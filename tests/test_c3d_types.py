@@ -82,7 +82,10 @@ def plate_channels(kind: int, f_mag: np.ndarray, rot: np.ndarray, p_lab_mm: tupl
         r = origin_mm / 1000.0 + p_p_m
         m_o = np.cross(r[:, None], f_p, axisa=0, axisb=0, axisc=0) + t_p
         out = np.vstack((f_p, m_o * 1000.0))
-        return out if kind == 2 else np.linalg.solve(cal, out)  # the volts the matrix turns into N, N·mm
+        if kind == 2:
+            return out
+        assert cal is not None
+        return np.linalg.solve(cal, out)  # the volts the matrix turns into N, N·mm
     # TYPE 3: sensors k = 1..4 in quadrants (+a,+b) (−a,+b) (−a,−b) (+a,−b), surface |az0| above them
     a, b, az0 = origin_mm[0] / 1000.0, origin_mm[1] / 1000.0, -abs(origin_mm[2]) / 1000.0
     r = p_p_m + np.array([0.0, 0.0, az0])

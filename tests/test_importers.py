@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_real_data
 
 from steplab.acquisition.rig import default_rig
 from steplab.acquisition.trial_file import Trial, write_trial
@@ -16,11 +17,9 @@ from steplab.records.importers import (
     plate_cop_mm,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
 
 def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
+    p = shared_real_data().joinpath(*parts)
     if not p.exists():
         pytest.fail(f"shared real data missing: {p} (the shared folder must sit beside the repository)")
     return p
@@ -47,11 +46,22 @@ def test_c3d_type2_and_type4_give_nearly_the_same_forces():
     assert t4.provenance_extra["c3d_plate_types"] == [4]
 
 
-def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded():
+def _without_zero(src: Path, dst: Path) -> Path:
+    """A copy of a C3D file whose FORCE_PLATFORM:ZERO names no frames (ezc3d applies no baseline)."""
     import ezc3d
 
-    path = real("c3d_sample10", "TYPE-4.C3D")
+    c = ezc3d.c3d(str(src))
+    c["parameters"]["FORCE_PLATFORM"]["ZERO"]["value"] = np.array([0, 0])
+    c.write(str(dst))
+    return dst
+
+
+def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded(tmp_path):
+    import ezc3d
+
+    path = _without_zero(real("c3d_sample10", "TYPE-4.C3D"), tmp_path / "type4_nozero.c3d")
     t = load_forces(path)
+    assert "c3d_zero" not in t.provenance_extra
     pf = t.plates["floor_left"]
     cop = plate_cop_mm(pf, cop_min_force_n=20.0)
     unloaded = pf.fz_n < 20.0
@@ -67,6 +77,13 @@ def test_c3d_cop_nan_when_unloaded_and_inside_plate_when_loaded():
     centre = corners.mean(axis=1)
     ez = raw["center_of_pressure"][:2, ~unloaded].T - centre[:2]
     np.testing.assert_allclose(cop[~unloaded], ez, atol=0.1)  # the plate is tilted by ~0.2°
+
+
+def test_cop_docstring_names_the_axes_the_values_are_in():
+    """Defect 10 of issue 12: the COP of a C3D is in lab axes, never in the plate's own frame."""
+    doc = " ".join((plate_cop_mm.__doc__ or "").split())
+    assert "plate frame" not in doc
+    assert "lab's horizontal axes" in doc and "lab_vertical_axis" in doc
 
 
 def test_c3d_errors(tmp_path):

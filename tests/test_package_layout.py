@@ -40,8 +40,12 @@ failed = {}
 def onerror(name):
     failed[name] = traceback.format_exc(limit=3)
 names = []
+# Alembic runs its env.py inside a migration context; it is a script, never imported
+SCRIPTS = {"steplab.records.migrations.env"}
 for info in pkgutil.walk_packages(steplab.__path__, "steplab.", onerror=onerror):
     names.append(info.name)
+    if info.name in SCRIPTS:
+        continue
     try:
         importlib.import_module(info.name)
     except BaseException:
@@ -492,7 +496,9 @@ def _raised_flags() -> set[str]:
     """Flag names the analysis code raises: appended to a ``…flags`` list, listed on a line about
     flags, or returned as a problem code (``return role, contact, "lead_plate_not_contacted"``)."""
     found = set()
-    for path in sorted((REPO / "dsp").glob("*.py")) + [REPO / "records" / "importers.py"]:
+    sources = sorted((REPO / "dsp").glob("*.py")) + sorted((REPO / "records").glob("import*.py"))
+    sources += [p for p in (REPO / "steplab" / "analysis_pipeline.py",) if p.exists()]
+    for path in sources:
         src = path.read_text(encoding="utf-8")
         lines = src.splitlines()
         for node in ast.walk(ast.parse(src)):
@@ -547,12 +553,14 @@ def _command_options() -> dict[str, set[str]]:
 def _undocumented(md: str, commands: dict[str, set[str]]) -> list[str]:
     """Commands and options that interfaces.md does not describe.
 
-    A command's text runs from the first mention of ``steplab NAME`` to the next ``## ``
+    A command's text runs from its first mention as code (`` `steplab NAME`` or an indented
+    usage line; prose such as "a steplab trial file" does not count) to the next ``## ``
     heading; each of its options must appear there.
     """
     missing = []
     for name, opts in sorted(commands.items()):
-        start = md.find(f"steplab {name}")
+        m = re.search(rf"(`|^    )steplab {re.escape(name)}(?![\w-])", md, re.M)
+        start = m.start() if m else -1
         if start < 0:
             missing.append(f"steplab {name}")
             continue
