@@ -284,7 +284,7 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
     return 0
 
 
-def _in_process_settings(args):
+def _in_process_settings(args: argparse.Namespace):
     """The in-process robot's fast settings with --warmup-s / --settle-timeout applied (None: the defaults)."""
     import dataclasses
 
