@@ -41,14 +41,18 @@ class DeviceCountsSource:
         except DeviceError as exc:
             raise UserError(str(exc)) from None
 
-    def command(self, cmd: str, **args) -> None:
-        """Send a command frame to the device (its reply arrives with later reads)."""
+    def command(self, cmd: str, **args) -> int:
+        """Send a command frame to the device (its reply arrives with later reads); returns its id."""
         from steplab.acquisition.device import DeviceError
 
         try:
-            self._source.command(cmd, **args)
+            return self._source.command(cmd, **args)
         except DeviceError as exc:
             raise UserError(str(exc)) from None
+
+    def reply_to(self, command_id: int, timeout_s: float = 2.0) -> dict | None:
+        """The device's reply to command ``command_id`` (None if none came within ``timeout_s``)."""
+        return self._source.reply_to(command_id, timeout_s)
 
     def info(self, timeout_s: float = 10.0) -> dict | None:
         """The device's answer to ``info`` (None if it does not answer within ``timeout_s``)."""
@@ -71,17 +75,33 @@ class DeviceCountsSource:
 
 
 class WireRobot:
-    """The simulated rig's robot driven over the wire (``place_mass``/``clear_masses`` commands)."""
+    """The simulated rig's robot driven over the wire (``place_mass``/``clear_masses`` commands).
 
-    def __init__(self, source: DeviceCountsSource) -> None:
+    Every command waits for the device's reply: a device that refuses one
+    (``ok: false``, e.g. firmware that says it is simulated but has no robot) or
+    does not answer within ``reply_timeout_s`` stops the calibration with one
+    line, instead of retrying steps whose masses were never placed.
+    """
+
+    def __init__(self, source: DeviceCountsSource, reply_timeout_s: float = 10.0) -> None:
         self.source = source
         self.placements = 0
+        self.reply_timeout_s = reply_timeout_s
+
+    def _do(self, cmd: str, **args) -> None:
+        cid = self.source.command(cmd, **args)
+        reply = self.source.reply_to(cid, self.reply_timeout_s)
+        if reply is None:
+            raise UserError(f"the rig did not answer {cmd!r} within {self.reply_timeout_s:g} s; "
+                            "--auto needs the simulated rig's robot")
+        if reply.get("ok") is not True:
+            raise UserError(f"the rig refused {cmd!r} ({reply.get('error') or 'no reason given'}); "
+                            "--auto needs the simulated rig's robot: calibrate this rig without --auto")
 
     def act(self, prompt) -> None:
-        self.source.command("clear_masses")
+        self._do("clear_masses")
         if prompt.kind == "load" and prompt.mass_kg > 0:
-            self.source.command("place_mass", plate=prompt.plate, x_mm=prompt.x_mm, y_mm=prompt.y_mm,
-                                mass_kg=prompt.mass_kg)
+            self._do("place_mass", plate=prompt.plate, x_mm=prompt.x_mm, y_mm=prompt.y_mm, mass_kg=prompt.mass_kg)
             self.placements += 1
         self.source.skip_pending()
 
@@ -247,7 +267,10 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
         raise UserError("calibration stopped: no operator input") from None
     finally:
         if robot is not None:
-            source.command("clear_masses")
+            try:
+                source.command("clear_masses")  # leave the plate empty; a lost device must not hide the reason
+            except UserError:
+                pass
         source.close()
     _check_verification(results)
     record = make_record(list(results.values()), rig, operator=args.operator or ("sim-robot" if auto else "operator"))
@@ -261,7 +284,7 @@ def _run_interactive(args, rig, auto: bool = False) -> int:
     return 0
 
 
-def _in_process_settings(args):
+def _in_process_settings(args: argparse.Namespace):
     """The in-process robot's fast settings with --warmup-s / --settle-timeout applied (None: the defaults)."""
     import dataclasses
 

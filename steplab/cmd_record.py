@@ -52,11 +52,21 @@ def _calibration_lookup(path: str | None):
 
 
 def _say(text: str, file=None) -> None:
-    """Print one line; a terminal that is gone (SIGHUP, a closed SSH session) is not an error."""
+    """Print one line; a terminal that is gone (SIGHUP, a closed SSH session) is not an error.
+
+    The stream is then pointed at /dev/null, so that Python's flush at exit does
+    not fail again and turn the exit status 128 + N into 120.
+    """
+    stream = file or sys.stdout
     try:
-        print(text, file=file or sys.stdout, flush=True)
+        print(text, file=stream, flush=True)
     except OSError:
-        pass
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
 
 
 def run(args: argparse.Namespace) -> int:

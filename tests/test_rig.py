@@ -65,6 +65,7 @@ COMMANDS = {
     "simulate": ["simulate", "--pty", "--seconds", "5"],
     "calibrate": ["calibrate", "--device", "sim", "--auto", "--out", "cal.json"],
     "record sim": ["record", "--device", "sim", "--seconds", "2", "--out", "t.npz"],
+    "run": ["run", "--device", "sim", "--port", "1"],  # refused before the port is even tried
 }
 
 

@@ -260,3 +260,25 @@ def test_a_signal_as_soon_as_the_handlers_are_in_place_leaves_nothing_behind(tmp
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "nothing was written" in lines[0] and "SIGTERM" in lines[0], stderr
     assert list(tmp_path.glob("earliest*")) == []
+
+
+@pytest.mark.slow
+def test_sighup_with_the_terminal_gone_still_writes_the_trial_and_exits_129(sim_process, tmp_path):
+    """The clinician closed the terminal: stdout is gone when the summary is printed."""
+    sim = sim_process("--seconds", "90", "--seed", "24")
+    out = tmp_path / "hup.npz"
+    proc = _start_record(sim.port, out, 60)
+    journal = _wait_recording(out)
+    proc.stdout.close()  # nobody reads the JSON summary any more
+    proc.send_signal(signal.SIGHUP)
+    try:
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.returncode == 129, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    _check_partial_trial(out, journal, 24, "hangup", tmp_path)

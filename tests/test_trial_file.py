@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import zipfile
 
@@ -197,3 +198,27 @@ def test_meta_with_a_number_that_is_not_finite_is_refused(tmp_path):
     with pytest.raises(TrialFileError, match="not finite"):
         write_trial(tmp_path / "nan.npz", t)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_hard_links_the_name_is_reserved_exclusively_and_still_never_replaced(tmp_path, monkeypatch):
+    """FAT sticks and some network shares refuse os.link: the O_EXCL fallback keeps the promise."""
+    import errno
+
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def no_links(src, dst, *a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    assert create_new_file(work / "a.bin", b"first").read_bytes() == b"first"
+    target = work / "b.bin"
+
+    def racing(fh):
+        fh.write(b"mine")
+        target.write_bytes(b"theirs")  # appears while we write
+
+    with pytest.raises(FileExistsError):
+        create_new_file(target, racing)
+    assert target.read_bytes() == b"theirs"
+    assert sorted(p.name for p in work.iterdir()) == ["a.bin", "b.bin"]
