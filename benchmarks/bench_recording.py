@@ -27,6 +27,7 @@ def measure_recording(seconds: float = 60.0, rate_hz: float = 4000.0, rig: str =
             sim_args += ["--rig", rig]
         sim = subprocess.Popen(sim_args, stdout=subprocess.PIPE, text=True)
         try:
+            assert sim.stdout is not None
             port = sim.stdout.readline().split(":", 1)[1].strip()
             out = Path(tmp) / "bench.npz"
             t0 = time.monotonic()
