@@ -56,7 +56,9 @@ class SessionCountsSource:
 
     def on_samples(self, positions: np.ndarray, counts: np.ndarray) -> None:
         with self._cond:
-            self.lost_samples += max(0, int(positions[0]) - self._next_position)
+            # every position from the last block's end to this block's end that holds no sample is lost:
+            # before the block and inside it (a link gap within one placed block)
+            self.lost_samples += max(0, int(positions[-1]) + 1 - self._next_position - int(positions.shape[0]))
             self._next_position = int(positions[-1]) + 1
             self._pending.append(counts)
             self._n_pending += int(counts.shape[0])

@@ -92,3 +92,21 @@ def test_blocks_arrive_in_order_lost_samples_are_counted_and_replies_are_kept():
     finally:
         src.close()
         dev.close()
+
+
+def test_a_gap_inside_one_placed_block_is_counted():
+    """A link gap can fall inside one block the timeline places (it did on a loaded machine):
+    the positions the block skips are lost samples too, not only those before it."""
+    dev = FakeRig()
+    src = SessionCountsSource(dev.name, dev.rig, idle_timeout_s=2.0)
+    try:
+        assert src.info(5) is not None and src.session.wait_armed(5)
+        positions = np.r_[0:100, 150:200].astype(np.int64)  # 50 samples lost inside the block
+        src.on_samples(positions, np.zeros((150, 12), np.int32))
+        assert src.lost_samples == 50 and src.received_samples == 150
+        src.on_samples(np.arange(210, 220, dtype=np.int64), np.zeros((10, 12), np.int32))  # 10 lost before
+        assert src.lost_samples == 60
+        assert src(160).shape == (160, 12)
+    finally:
+        src.close()
+        dev.close()

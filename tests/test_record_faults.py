@@ -37,8 +37,10 @@ def test_a_rig_that_goes_silent_ends_the_recording_with_the_rest_listed_as_lost(
                                         "--json", "--reconnect-timeout", "1.5"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "silent.npz.journal"
-    # the rig hangs once samples are flowing (not after a fixed time: a busy machine starts slower)
+    # the rig hangs once bytes are flowing and the recording has had time to arm (the first bytes
+    # are the simulator's backlog, which arrive before the handshake's answer)
     assert wait_for(lambda: journal.exists() and journal.stat().st_size > 50_000, 60)
+    time.sleep(3.0)
     os.kill(sim.proc.pid, signal.SIGSTOP)  # the rig hangs: the port stays open, nothing arrives
     try:
         stdout, stderr = proc.communicate(timeout=30)
@@ -63,8 +65,10 @@ def test_another_device_on_the_port_after_an_unplug_ends_the_recording(sim_proce
     proc = subprocess.Popen(steplab_cmd("record", "--device", str(link), "--seconds", "20", "--out", str(out), "--json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "a.npz.journal"
-    # unplug once samples are flowing (not after a fixed time: a busy machine starts slower)
+    # unplug once bytes are flowing and the recording has had time to arm (not after a fixed time
+    # from the start: a busy machine starts slower)
     assert wait_for(lambda: journal.exists() and journal.stat().st_size > 50_000, 60)
+    time.sleep(3.0)
     sim_a.stop()  # unplugged
     sim_b = sim_process("--seconds", "60", "--seed", "99", "--rig", str(tmp_path / "rig_b.json"))
     link.unlink()
