@@ -54,7 +54,7 @@ def test_meta_analysis_and_rig_lose_serials_device_and_times_unless_identified()
     assert m["calibration"]["calibration_id"] == "cal-7" and m["quality"]["lost_samples"] == 0
     assert export_meta(t, ident) == t.meta and export_meta(t, ident) is not t.meta
     assert export_rig_dict(t, ident)["serial"] == "RIG-SECRET-1"
-    analysis = {"reps": [], "provenance": {"source_file": "/home/clinic/Ann_Example.npz", "rig_hash": "abc",
+    analysis = {"reps": [], "provenance": {"source_file": "clinic-share/Ann_Example.npz", "rig_hash": "abc",
                                            "calibration_id": "cal-7"}}
     a = export_analysis(analysis, pseudo)
     assert a["provenance"] == {"calibration_id": "cal-7"} and analysis["provenance"]["source_file"]
