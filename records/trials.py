@@ -262,3 +262,19 @@ def result_json(result: Result) -> dict:
         "flags": list(result.flags),
         "provenance": dict(result.provenance),
     }
+
+
+def trial_details(s: Session, trial_id) -> dict | None:
+    """One trial with every result version (JSON-safe, `steplab trial show --json`); None if unknown."""
+    t = s.get(Trial, trial_id)
+    if t is None:
+        return None
+    results = list(s.scalars(select(Result).where(Result.trial_id == trial_id).order_by(Result.version)))
+    return {"id": str(t.id), "visit": str(t.visit_id), "patient": t.visit.patient.code,
+            "protocol": t.protocol.name, "protocol_version": t.protocol.version, "lead": t.lead,
+            "accepted": t.accepted, "reject_reason": t.reject_reason, "pain_during": t.pain_during,
+            "quality_score": t.quality_score, "raw_sha256": t.raw_sha256, "raw_format": t.raw.source_format,
+            "raw_bytes": t.raw.size_bytes, "calibration_id": t.calibration_id, "data_quality": t.data_quality,
+            "results": [{"version": r.version, "parameters": r.parameters, "software_version": r.software_version,
+                         "reason": r.reason, "created_at": r.created_at.isoformat(timespec="seconds"),
+                         "analysis": result_json(r)} for r in results]}

@@ -80,27 +80,15 @@ def parse_params(pairs: list[str], base):
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from steplab.records.models import Result, Trial
-    from steplab.records.trials import result_json
+    from steplab.records.trials import trial_details
 
     tid = trial_id(args.trial)
     db = open_records(args)
     try:
         with records_errors(), db.read() as s:
-            t = s.get(Trial, tid)
-            if t is None:
+            d = trial_details(s, tid)
+            if d is None:
                 raise UserError(f"there is no trial {tid}")
-            results = list(s.scalars(select(Result).where(Result.trial_id == tid).order_by(Result.version)))
-            d = {"id": str(t.id), "visit": str(t.visit_id), "patient": t.visit.patient.code,
-                 "protocol": t.protocol.name, "protocol_version": t.protocol.version, "lead": t.lead,
-                 "accepted": t.accepted, "reject_reason": t.reject_reason, "pain_during": t.pain_during,
-                 "quality_score": t.quality_score, "raw_sha256": t.raw_sha256, "raw_format": t.raw.source_format,
-                 "raw_bytes": t.raw.size_bytes, "calibration_id": t.calibration_id, "data_quality": t.data_quality,
-                 "results": [{"version": r.version, "parameters": r.parameters, "software_version": r.software_version,
-                              "reason": r.reason, "created_at": r.created_at.isoformat(timespec="seconds"),
-                              "analysis": result_json(r)} for r in results]}
     finally:
         db.dispose()
     if args.json:
