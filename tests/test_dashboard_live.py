@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 
 from steplab.acquisition.device import SimulatedStepBox
 from steplab.acquisition.rig import default_rig
@@ -153,7 +154,10 @@ def test_live_page_lists_the_reps_detected_live_with_their_headline_metrics(dash
         deadline = time.time() + 15
         rows = []
         while time.time() < deadline:
-            rows = [r.text for r in dash_duo.find_elements("#live-reps-table tbody tr")]
+            try:  # the table re-renders every update: a row found may be gone when it is read
+                rows = [r.text for r in dash_duo.find_elements("#live-reps-table tbody tr")]
+            except StaleElementReferenceException:
+                rows = []
             if rows:
                 break
             time.sleep(0.2)
