@@ -58,6 +58,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    #: a one-time password (first run, reset by an admin): a new one is chosen at the next login (migration 0003)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     __table_args__ = (CheckConstraint("role IN ('admin', 'clinician')", name="ck_users_role"),)
 
 
@@ -202,6 +204,9 @@ class Rep(Base):
     t_contact_s: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     flags: Mapped[list[Any]] = mapped_column(JSON)
+    #: the reviewer's decision on this rep of this result version (migration 0003); summaries count accepted reps
+    accepted: Mapped[bool] = mapped_column(Boolean, default=True)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
     result: Mapped[Result] = relationship(back_populates="reps")
 
 

@@ -68,3 +68,13 @@ def verify(db: Database, name: str, password: str, *, audit: bool = True) -> dic
         db.write(lambda s: add_entry(s, name[:80] if found else "unknown", "login" if found else "login-failed",
                                      f"user {name[:60]}"))
     return found
+
+
+def get_user(db: Database, name: str) -> dict | None:
+    """The user ``name`` (name, role, active, must_change_password), or None."""
+    with db.read() as s:
+        u = s.scalars(select(User).where(User.name == name)).first()
+        if u is None:
+            return None
+        return {"name": u.name, "role": u.role, "active": bool(u.active),
+                "must_change_password": bool(u.must_change_password)}

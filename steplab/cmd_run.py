@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
     p.add_argument("--port", type=int, default=8050, help="TCP port (default 8050)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated subject (with --device sim)")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="records database, an SQLAlchemy URL (default: $STEPLAB_DB, else steplab.sqlite in $STEPLAB_DATA_DIR)")
     p.set_defaults(func=run)
 
 
@@ -149,7 +151,13 @@ def run(args: argparse.Namespace) -> int:
     from steplab.acquisition.frame_decoder import warm_up as warm_decoder
     from steplab.analysis_pipeline import warm_up as warm_dsp
     from steplab.dashboard.app import create_app
+    from steplab.dashboard.context import DashContext
+    from steplab.records.db import DatabaseError, open_database
 
+    try:
+        db = open_database(args.db)
+    except DatabaseError as exc:
+        raise UserError(str(exc)) from None
     live = build_live(args.device, args.rig, args.seed)  # a bad --device or --rig fails before the slow warm-up
     holder = _LateApp()  # the dashboard is plugged in once the device is known
     server = bind_server(holder, args.host, args.port)  # a busy port fails before anything is announced
@@ -164,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         reason = "stopped"
         try:
-            app = create_app(live, trials_dir=trials_dir())
+            app = create_app(DashContext(db=db, live=live, trials_dir=trials_dir()))
             holder.app = app.server
             rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
             print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})",

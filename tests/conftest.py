@@ -60,3 +60,14 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'records.sqlite'}"
     return request.getfixturevalue("pg_server").create_database()
+
+
+# -- the dashboard ------------------------------------------------------------------------------------
+@pytest.fixture
+def dashboard_db(tmp_path):
+    """A records database with a clinician and an admin (tests/helpers.py CLINICIAN, ADMIN)."""
+    from helpers import make_dashboard_db
+
+    db = make_dashboard_db(tmp_path / "dashboard.sqlite")
+    yield db
+    db.dispose()

@@ -175,3 +175,44 @@ def real_dual(name: str):
 
     data = np.loadtxt(real_file("dual_plate_jumps", f"Dual-{name}-Fz.txt"), skiprows=1, delimiter="\t")
     return {"floor_left": PlateForces(data[:, 0].copy()), "floor_right": PlateForces(data[:, 1].copy())}
+
+
+# -- the dashboard in a real browser ------------------------------------------------------------------
+CLINICIAN = ("clin", "clinician-pass-1")  # users of dashboard_db (name, password)
+ADMIN = ("boss", "admin-pass-12")
+SCREENSHOTS = REPO / "tests" / "artefacts" / "screenshots"  # saved by the browser tests; ignored by git
+
+
+def make_dashboard_db(path: Path):
+    """A fresh SQLite records database at ``path`` with the users CLINICIAN and ADMIN."""
+    from steplab.records.db import open_database
+    from steplab.records.users import add_user
+
+    db = open_database(f"sqlite:///{path}", auto_upgrade=True)
+    add_user(db, CLINICIAN[0], "clinician", CLINICIAN[1])
+    add_user(db, ADMIN[0], "admin", ADMIN[1])
+    return db
+
+
+def browser_login(browser, base_url: str, user: tuple[str, str] = CLINICIAN, next_path: str = "/",
+                  timeout_s: float = 20.0) -> None:
+    """Log in through the login page (``browser``: dash_duo or dash_br) and wait for the navigation bar."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser.driver
+    driver.get(base_url.rstrip("/") + "/login?next=" + next_path)
+    wait = WebDriverWait(driver, timeout_s)
+    wait.until(ec.presence_of_element_located((By.ID, "login-name"))).send_keys(user[0])
+    driver.find_element(By.ID, "login-password").send_keys(user[1])
+    driver.find_element(By.ID, "login-submit").click()
+    wait.until(ec.presence_of_element_located((By.ID, "nav-user")))
+
+
+def screenshot(browser, name: str) -> Path:
+    """Save the browser's page as tests/artefacts/screenshots/NAME.png (a test artefact to look at)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / f"{name}.png"
+    browser.driver.save_screenshot(str(out))
+    return out
