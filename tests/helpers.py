@@ -216,3 +216,84 @@ def screenshot(browser, name: str) -> Path:
     out = SCREENSHOTS / f"{name}.png"
     browser.driver.save_screenshot(str(out))
     return out
+
+
+def choose_option(browser, selector: str, label: str, timeout_s: float = 15.0) -> None:
+    """Pick ``label`` in the dcc.Dropdown ``selector``; raises when it never shows that option."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        browser.select_dcc_dropdown(selector, value=label)
+        if label in browser.find_element(selector).text:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{selector} never offered {label!r}")
+        time.sleep(0.3)
+
+
+def wait_text(browser, selector: str, contains: str, timeout_s: float = 30.0) -> str:
+    """The text of ``selector`` once it contains ``contains`` (re-found each time: no stale elements)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = browser.driver.find_element("css selector", selector).text
+            if contains in text:
+                return text
+        except (NoSuchElementException, StaleElementReferenceException):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{selector} did not show {contains!r} within {timeout_s:g} s (last: {text!r})")
+
+
+def count_rows(browser, selector: str) -> int:
+    return len(browser.driver.find_elements("css selector", selector))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningDashboard:
+    """`steplab run ARGS` as a process on a free port; its output is read by a thread (never a blocking read)."""
+
+    def __init__(self, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(steplab_cmd("run", "--port", str(self.port), *args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_announced(self, timeout_s: float = 180.0) -> None:
+        if not wait_for(lambda: any("dashboard on" in ln for ln in self.lines) or self.proc.poll() is not None,
+                        timeout_s):
+            raise AssertionError(f"steplab run did not start within {timeout_s:g} s: {''.join(self.lines)[-2000:]}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"steplab run exited {self.proc.returncode}: {''.join(self.lines)[-2000:]}")
+
+    def stop(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
