@@ -194,6 +194,11 @@ class SimulatedStepBox(StepBox):
     def close(self) -> None:
         self._open = False
 
+    def perform(self, scenario: str, lead: str | None = None) -> None:
+        """Ask the simulated subject to do ``scenario`` (a protocol name), leading with ``lead``, from its next movement."""
+        with self._engine_lock:
+            self.model.perform(scenario, lead)
+
 
 def open_device(address: str, **sim_options) -> StepBox:
     """Make (not yet open) the step box for ``address``; see the module docstring."""

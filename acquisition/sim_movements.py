@@ -669,17 +669,45 @@ class ScenarioStream:
         self.lib = MovementLibrary(stage, subject, seed)
         if scenario in ("squat", "balance"):
             self.lib.z = self.lib.z_floor
+        self._lead: str | None = None  # with follow(): the limb every rep leads with (None: alternate)
+        self._request: tuple[str, str | None] | None = None
         self._gen = self._episodes()
 
+    def follow(self, scenario: str, lead: str | None = None) -> None:
+        """From the next episode on, perform ``scenario``, every rep leading with ``lead`` (None: alternate).
+
+        The simulated subject does what the clinician asks: the session page
+        calls this (through ``SimulatedStepBox.perform``) when a recording of a
+        protocol starts.  A move between the box and the floor that the new
+        scenario needs comes first (a step up, or a drop landing that stays down).
+        """
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
+        if lead not in (None, *LIMBS):
+            raise ValueError(f"lead must be left, right or None, got {lead!r}")
+        self._request = (scenario, lead)  # one assignment: read once by next_episode (the generating thread)
+
     def next_episode(self) -> Episode:
+        request, self._request = self._request, None
+        if request is not None:
+            self.scenario, self._lead = request
+            self._gen = self._episodes(transition=True)
         return next(self._gen)
 
     def _pause(self) -> float:
         return 1.5 + 0.5 * float(self.lib.rng.uniform())
 
-    def _episodes(self):
+    def _episodes(self, transition: bool = False):
         lib = self.lib
         sc = self.scenario
+        if transition:
+            on_floor = lib.z < 0.5 * (lib.z_floor + lib.z_box)
+            if sc in ("squat", "balance") and not on_floor:
+                yield lib.drop_landing(self._pause(), step_up_after=False, first_up=self._lead or "left")
+            elif sc in ("step-down", "forward-step-down", "drop-landing", "session") and on_floor:
+                lib.quiet(1.0, "floor", lib.bilateral_share())
+                lib.step_up(self._lead or "left")
+                yield lib.finish("step-up", [])
         if sc == "empty":
             while True:
                 yield lib.empty_episode()
@@ -688,7 +716,7 @@ class ScenarioStream:
                 yield lib.quiet_episode()
         k = 0
         while True:
-            side = LIMBS[k % 2]
+            side = self._lead or LIMBS[k % 2]
             if sc == "step-down":
                 yield lib.step_down(side, self._pause())
             elif sc == "forward-step-down":

@@ -220,6 +220,10 @@ class SimulatedRigModel:
             if m.t_off_s is None:
                 m.t_off_s = now
 
+    def perform(self, scenario: str, lead: str | None = None) -> None:
+        """The subject performs ``scenario`` (leading with ``lead``) from the next movement on (ScenarioStream.follow)."""
+        self._stream.follow(scenario, lead)
+
     # -- generation ---------------------------------------------------------------------------
     def _extend(self, end_index: int) -> None:
         while self._end <= end_index:

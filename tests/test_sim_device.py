@@ -296,3 +296,15 @@ def test_simulate_cli_serves_on_a_link_and_removes_it_at_exit(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("port: /dev/pts/")
     assert not os.path.lexists(link)
+
+
+def test_the_simulated_step_box_performs_the_protocol_it_is_asked_for():
+    from steplab.acquisition.device import SimulatedStepBox
+
+    box = SimulatedStepBox(scenario="session", seed=3)
+    box.perform("step-down", "left")
+    box.model.read_counts(60000)  # 60 s of movement
+    reps = [ev for ev in box.model.truth.events if ev.protocol == "step-down"]
+    assert len(reps) >= 5 and {ev.lead for ev in reps[1:]} == {"left"}  # the first may precede the request
+    with pytest.raises(ValueError, match="unknown scenario"):
+        box.perform("cartwheel")

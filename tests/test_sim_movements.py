@@ -186,3 +186,39 @@ def test_library_state_is_continuous_between_episodes():
     e1, e2 = lib_stream.next_episode(), lib_stream.next_episode()
     assert e1.z_m[-1] == pytest.approx(e2.z_m[0], abs=1e-4)
     assert isinstance(lib_stream.lib, MovementLibrary)
+
+
+def test_follow_makes_the_subject_do_the_asked_protocol_leading_with_the_asked_limb():
+    stream = ScenarioStream(STAGE, Subject(), "session", 4)
+    stream.next_episode()  # the session begins on the box
+    stream.follow("step-down", "right")
+    eps = [stream.next_episode() for _ in range(4)]
+    assert [ep.name for ep in eps] == ["step-down"] * 4
+    assert {ev.lead for ep in eps for ev in ep.events} == {"right"}
+    stream.follow("squat")  # from the box to the floor first: a landing that stays down, then squats
+    eps = [stream.next_episode() for _ in range(4)]
+    assert eps[0].name == "drop-landing" and [ep.name for ep in eps[1:]] == ["squat"] * 3
+    assert abs(eps[-1].z_m[-1] - stream.lib.z_floor) < 0.05  # still on the floor
+    stream.follow("step-down", None)  # back up on the box, then step-downs alternating the lead
+    eps = [stream.next_episode() for _ in range(5)]
+    assert eps[0].name == "step-up" and [ep.name for ep in eps[1:]] == ["step-down"] * 4
+    assert [ev.lead for ep in eps[1:] for ev in ep.events] == ["left", "right", "left", "right"]
+
+
+def test_follow_refuses_what_the_subject_cannot_do():
+    stream = ScenarioStream(STAGE, Subject(), "session", 0)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        stream.follow("cartwheel")
+    with pytest.raises(ValueError, match="lead"):
+        stream.follow("step-down", "both")
+
+
+def test_follow_keeps_the_physics_continuous_at_every_switch():
+    stream = ScenarioStream(STAGE, Subject(), "step-down", 2)
+    prev = stream.next_episode()
+    for scenario, lead in (("squat", None), ("balance", "left"), ("drop-landing", None), ("forward-step-down", "left")):
+        stream.follow(scenario, lead)
+        for _ in range(2):
+            ep = stream.next_episode()
+            assert abs(ep.z_m[0] - prev.z_m[-1]) < 0.01, (scenario, ep.name)
+            prev = ep
