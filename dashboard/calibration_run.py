@@ -106,6 +106,8 @@ class RunStatus:
         What became of the live view afterwards (restarted with the new calibration, or why not).
     actor : str
         Who started the run.
+    version : int
+        Grows with every change (the page redraws only when it changed).
     """
 
     state: str = "idle"
@@ -122,6 +124,7 @@ class RunStatus:
     record_path: str | None = None
     live_note: str = ""
     actor: str = ""
+    version: int = 0
 
     @property
     def active(self) -> bool:
@@ -272,7 +275,8 @@ class CalibrationRun:
                 raise CalibrationBusy("a recording is in progress: calibrate when it has ended")
             self._confirm.clear()
             self._cancel.clear()
-            self._status = RunStatus(state="running", mode=mode, plates=plates, actor=actor)
+            self._status = RunStatus(state="running", mode=mode, plates=plates, actor=actor,
+                                     version=self._status.version + 1)
             self._thread = threading.Thread(target=self._run, args=(rig, plates, mode, actor, warmed_up),
                                             name="steplab-calibration", daemon=True)
             self._thread.start()
@@ -313,7 +317,7 @@ class CalibrationRun:
 
     def _set(self, **changes) -> None:
         with self._lock:
-            self._status = dataclasses.replace(self._status, **changes)
+            self._status = dataclasses.replace(self._status, version=self._status.version + 1, **changes)
 
     def _event(self, actor: str, action: str, plates, detail: dict) -> str:
         """Tell ``on_event``; returns "" or the one line saying the audit log was not written."""
@@ -372,8 +376,10 @@ class CalibrationRun:
                 self._set(plate_index=i, n_steps=proc.n_steps, step=1, prompt=proc.prompt)
                 budget = (proc.n_steps * int(settings.settle_timeout_s * rig.sample_rate_hz)
                           + int((settings.warmup_s + settings.tare_s) * rig.sample_rate_hz) + 1000)
+                retry = [False]
                 results[proc.geometry.name] = drive(
-                    proc, read, on_prompt=self._on_prompt(robot_act, source), on_stop=self._on_stop(robot_act, source),
+                    proc, read, on_prompt=self._on_prompt(robot_act, source, retry),
+                    on_stop=self._on_stop(robot_act, retry),
                     block_samples=max(int(rig.sample_rate_hz // 20), 1),
                     max_samples=budget if robot_act is not None else None)
                 self._set(reports={**self.status().reports, proc.geometry.name: summary_dict(results[proc.geometry.name].report)})
@@ -421,29 +427,36 @@ class CalibrationRun:
         if source is not None:
             source.skip_pending()  # the plate is read from the operator's Continue on
 
-    def _on_prompt(self, robot_act, source):
+    def _on_prompt(self, robot_act, source, retry: list[bool]):
         def on_prompt(prompt: Prompt) -> None:
             if self._cancel.is_set():
                 raise _Cancelled
-            self._set(prompt=prompt, step=prompt.step_index + 1, n_steps=prompt.n_steps, message="",
-                      state="running" if robot_act is not None else "waiting")
             if robot_act is not None:
+                self._set(prompt=prompt, step=prompt.step_index + 1, n_steps=prompt.n_steps, message="",
+                          state="running")
                 robot_act(prompt)
                 return
+            if retry[0]:  # the step stopped: the operator fixes it and presses Continue once
+                retry[0] = False
+                self._set(prompt=prompt, step=prompt.step_index + 1, n_steps=prompt.n_steps)
+            else:
+                self._set(prompt=prompt, step=prompt.step_index + 1, n_steps=prompt.n_steps, message="",
+                          state="waiting")
             self._wait_for_operator(source)
-            self._set(state="running")
+            self._set(state="running", message="")
         return on_prompt
 
-    def _on_stop(self, robot_act, source):
+    def _on_stop(self, robot_act, retry: list[bool]):
         resumes = [0]
 
         def on_stop(proc) -> bool:
+            if self._cancel.is_set():
+                raise _Cancelled
             if robot_act is not None:  # the robot retries a few times; it cannot fix hardware
                 resumes[0] += 1
-                return resumes[0] <= 3 and not self._cancel.is_set()
+                return resumes[0] <= 3
             self._set(state="stopped", message=proc.message)
-            self._wait_for_operator(source)
-            self._set(state="running", message="")
+            retry[0] = True  # the step's prompt comes again: it waits for Continue
             return True
         return on_stop
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import flask
 from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from .. import auth
 from ..calibration_run import ALL_PLATES, FINAL_STATES, TARGETS, CalibrationBusy, CalibrationRun, RunStatus
@@ -178,6 +179,7 @@ def layout(ctx, params, query):
         html.H3("Result"),
         html.Div(result_children(st), id="calibration-result"),
         dcc.Interval(id="calibration-poll", interval=POLL_MS),
+        dcc.Store(id="calibration-version", data=st.version),
     ], id="calibration-page")
 
 
@@ -225,14 +227,17 @@ def register(app, ctx) -> None:
     @app.callback(Output("calibration-prompt", "children"), Output("calibration-progress", "children"),
                   Output("calibration-report", "children"), Output("calibration-result", "children"),
                   Output("calibration-start", "disabled"), Output("calibration-continue", "disabled"),
-                  Output("calibration-cancel", "disabled"), Input("calibration-poll", "n_intervals"),
-                  State("calibration-plate", "options"))
-    def _poll(_n, options):
+                  Output("calibration-cancel", "disabled"), Output("calibration-version", "data"),
+                  Input("calibration-poll", "n_intervals"), State("calibration-plate", "options"),
+                  State("calibration-version", "data"))
+    def _poll(_n, options, shown_version):
         st = runner.status()
+        if st.version == shown_version:
+            raise PreventUpdate  # nothing changed: the page is not redrawn
         prompt = prompt_words(st) or ("Choose a plate and press Start calibration." if not st.plates
                                       else "Done: remove every weight from the plate.")
         return (prompt, progress_children(st), report_children(st), result_children(st),
-                st.active or not options, st.state not in ("waiting", "stopped"), not st.active)
+                st.active or not options, st.state not in ("waiting", "stopped"), not st.active, st.version)
 
 
 page = Page(name="calibration", path="/calibration", title="Calibration", layout=layout, register=register,
