@@ -347,7 +347,7 @@ class CalibrationRun:
             live.stop("calibration")
             outcome = self._calibrate(rig, plates, mode, actor, self._settings(mode, warmed_up))
         except Exception as exc:  # one line on the page, never a silent dead thread
-            self._set(message=f"calibration stopped: {type(exc).__name__}: {exc}")
+            self._set(message=f"Calibration stopped by an error ({type(exc).__name__}: {exc}). Nothing saved.")
             outcome = ("failed", "calibration-failed", {"reason": str(exc)})
         finally:
             note = self._restart_live(outcome[0] == "saved")
@@ -386,10 +386,10 @@ class CalibrationRun:
             if clear is not None:
                 clear()
         except _Cancelled:
-            self._set(message="calibration stopped by the user: nothing saved")
+            self._set(message="Calibration stopped by the user: nothing saved.")
             return "cancelled", "calibration-cancelled", {}
         except (CalibrationAborted, DeviceError, ValueError) as exc:
-            self._set(message=f"calibration stopped: {exc}; nothing saved")
+            self._set(message=f"Calibration stopped: {exc}. Nothing saved.")
             return "failed", "calibration-failed", {"reason": str(exc)}
         finally:
             if source is not None:
@@ -403,15 +403,15 @@ class CalibrationRun:
         figures = {name: summary_dict(res.report) for name, res in results.items()}
         if failures:
             self._set(failures=failures, reports=figures,
-                      message="verification missed a target: calibration not saved (check the masses, their "
-                              "positions and that the plate moves freely, then calibrate again)")
+                      message="Check the masses, their positions and that the plate moves freely, "
+                              "then calibrate again.")
             return "refused", "calibration-refused", {"failures": list(failures), "figures": figures}
         operator = f"sim-robot ({actor})" if mode != "operator" else actor
         record = make_record(list(results.values()), rig, operator=operator)
         try:
             path = save_record(record, self.directory)
         except (CalibrationRecordError, OSError) as exc:
-            self._set(reports=figures, message=f"calibration not saved: {exc}")
+            self._set(reports=figures, message=f"Calibration not saved: {exc}.")
             return "failed", "calibration-failed", {"reason": str(exc)}
         self._set(reports=figures, calibration_id=record.calibration_id, record_path=str(path))
         return "saved", "calibration-saved", {"calibration_id": record.calibration_id, "figures": figures}

@@ -71,6 +71,7 @@ def test_a_clinician_calibrates_a_plate_by_the_robot_and_the_report_is_the_saved
     dash_duo.wait_for_contains_text("#calibration-message", "started", timeout=20)
     dash_duo.wait_for_contains_text("#calibration-progress", "step", timeout=30)
     dash_duo.wait_for_contains_text("#calibration-result", "Saved as calibration record", timeout=RUN_DEADLINE_S)
+    dash_duo.driver.set_window_size(1280, 1100)
     screenshot(dash_duo, "calibration")
 
     records, bad = list_records(calibrations_dir(), rig=sim_live.rig)
@@ -130,6 +131,7 @@ def test_a_calibration_that_misses_a_target_is_refused_and_nothing_is_saved(dash
     assert "COP RMS error" in result and "target <= 2.0 mm" in result
     cop = dash_duo.find_element("#calibration-figure-box-cop_rms_mm")
     assert float(cop.text) > VERIFY_COP_RMS_MAX_MM and "figure-missed" in cop.get_attribute("class")
+    dash_duo.driver.set_window_size(1280, 1100)
     screenshot(dash_duo, "calibration-refused")
     assert not calibrations_dir().exists() or not list(calibrations_dir().glob("*.json"))
     assert [e["action"] for e in _audit(dashboard_db)] == ["calibration-start", "calibration-refused"]
@@ -214,5 +216,38 @@ def test_no_calibration_starts_during_a_recording(tmp_path: Path, data_dir):
         time.sleep(0.2)
         assert live.recording is not None  # the recording goes on untouched
     finally:
+        live.stop()
+        live.close()
+
+
+@pytest.mark.slow
+def test_the_robot_of_a_simulated_rig_on_a_port_calibrates_over_the_wire(sim_process, data_dir):
+    """`steplab simulate --pty` as the dashboard's device: the page's runner sees a simulated rig and commands
+    its robot over the wire; the saved record's figures meet the targets and the live feed picks it up again."""
+    from steplab.acquisition.device import open_device
+
+    warm_up()
+    sim = sim_process("--scenario", "empty", "--time-scale", "10", "--seconds", "600")
+    live = LiveFeed(open_device(sim.port), None, calibration_for=_calibration_for, info_timeout_s=30.0)
+    live.start()
+    events: list[tuple] = []
+    runner = CalibrationRun(live, on_event=lambda *e: events.append(e))
+    try:
+        assert runner.current_mode() == "robot-wire"
+        runner.start("floor_right", "clin")
+        assert runner.join(RUN_DEADLINE_S)
+        st = runner.status()
+        assert st.state == "saved", st.message
+        records, _ = list_records(calibrations_dir(), rig=live.rig)
+        assert [r.calibration_id for r in records] == [st.calibration_id]
+        verification = records[0].plate("floor_right").statistics["verification"]
+        assert st.reports["floor_right"] == {k: verification[k] for k in st.reports["floor_right"]}
+        assert verification["fz_error_pct_fs"] <= VERIFY_FZ_MAX_PCT_FS
+        assert verification["cop_rms_mm"] <= VERIFY_COP_RMS_MAX_MM
+        assert live.session.state == "running"
+        assert [e[1] for e in events] == ["calibration-start", "calibration-saved"]
+    finally:
+        runner.cancel()
+        runner.join(30)
         live.stop()
         live.close()

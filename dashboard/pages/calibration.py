@@ -57,7 +57,10 @@ def prompt_words(st: RunStatus) -> str:
         return ""
     robot = st.mode != "operator"
     if st.state in FINAL_STATES:
-        return f"Finished: remove every weight from plate {p.plate}." if not robot else "Finished."
+        if st.state in ("saved", "refused"):
+            return (f"Finished: remove every weight from plate {p.plate}." if not robot
+                    else f"Finished: the robot has lifted every weight off plate {p.plate}.")
+        return f"Stopped: remove every weight from plate {p.plate}."
     then = "" if robot else ", then press Continue"
     if st.state == "stopped":
         return f"The step stopped: {st.message}. Fix it, then press Continue to try the step again (or Stop)."
@@ -121,8 +124,9 @@ def result_children(st: RunStatus):
         return [html.Span(f"Saved as calibration record {st.calibration_id}.", id="calibration-saved-id",
                           className="calibration-saved"), " ", st.live_note]
     if st.state == "refused":
+        missed = "; ".join(f[:1].upper() + f[1:] for f in st.failures)
         return [html.Span("Not saved: the verification missed a target.", className="calibration-refused"), " ",
-                "; ".join(st.failures) + ".", " ", st.message.split(": ", 1)[-1], " ", st.live_note]
+                f"{missed}. {st.message} {st.live_note}"]
     if st.state in ("failed", "cancelled"):
         return [html.Span(st.message, className="calibration-refused"), " ", st.live_note]
     if st.active:
@@ -228,8 +232,9 @@ def register(app, ctx) -> None:
                   Output("calibration-report", "children"), Output("calibration-result", "children"),
                   Output("calibration-start", "disabled"), Output("calibration-continue", "disabled"),
                   Output("calibration-cancel", "disabled"), Output("calibration-version", "data"),
+                  Output("calibration-message", "children", allow_duplicate=True),
                   Input("calibration-poll", "n_intervals"), State("calibration-plate", "options"),
-                  State("calibration-version", "data"))
+                  State("calibration-version", "data"), prevent_initial_call=True)
     def _poll(_n, options, shown_version):
         st = runner.status()
         if st.version == shown_version:
@@ -237,7 +242,8 @@ def register(app, ctx) -> None:
         prompt = prompt_words(st) or ("Choose a plate and press Start calibration." if not st.plates
                                       else "Done: remove every weight from the plate.")
         return (prompt, progress_children(st), report_children(st), result_children(st),
-                st.active or not options, st.state not in ("waiting", "stopped"), not st.active, st.version)
+                st.active or not options, st.state not in ("waiting", "stopped"), not st.active, st.version,
+                "" if st.state in FINAL_STATES else no_update)
 
 
 page = Page(name="calibration", path="/calibration", title="Calibration", layout=layout, register=register,
