@@ -251,3 +251,30 @@ def test_the_robot_of_a_simulated_rig_on_a_port_calibrates_over_the_wire(sim_pro
         runner.join(30)
         live.stop()
         live.close()
+
+
+def test_without_a_rig_the_page_says_so_and_nothing_can_start(dashboard_db):
+    from steplab.dashboard.pages import calibration as page
+
+    ctx = DashContext(db=dashboard_db)
+    app = create_app(ctx)
+    runner = app.server.extensions[RUNNER_KEY]
+    with pytest.raises(CalibrationBusy, match="no rig is connected"):
+        runner.start("box", "clin")
+    with app.server.test_request_context("/calibration"):
+        tree = page.layout(ctx, {}, {})
+
+    def find(node, wanted):
+        if getattr(node, "id", None) == wanted:
+            return node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, list) else [children]:
+            hit = find(child, wanted) if child is not None and not isinstance(child, str) else None
+            if hit is not None:
+                return hit
+        return None
+
+    assert find(tree, "calibration-no-rig") is not None
+    assert find(tree, "calibration-start").disabled is True
+    assert find(tree, "calibration-plate").options == []
+    assert _audit(dashboard_db) == []
