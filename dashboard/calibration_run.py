@@ -106,6 +106,8 @@ class RunStatus:
         What became of the live view afterwards (restarted with the new calibration, or why not).
     actor : str
         Who started the run.
+    warmup_s : float
+        The warm-up of this run [s] (the operator is told how long it takes).
     version : int
         Grows with every change (the page redraws only when it changed).
     """
@@ -124,6 +126,7 @@ class RunStatus:
     record_path: str | None = None
     live_note: str = ""
     actor: str = ""
+    warmup_s: float = 0.0
     version: int = 0
 
     @property
@@ -247,7 +250,7 @@ class CalibrationRun:
         return detect_mode(self.live) if self.live is not None else "operator"
 
     def plate_names(self) -> list[str]:
-        rig = self._rig()
+        rig = self.rig()
         return list(rig.plate_names) if rig is not None else []
 
     def start(self, plate: str, actor: str, *, warmed_up: bool = False) -> RunStatus:
@@ -255,7 +258,7 @@ class CalibrationRun:
         live = self.live
         if live is None:
             raise CalibrationBusy("no rig is connected to the dashboard (start steplab run with --device)")
-        rig = self._rig()
+        rig = self.rig()
         if rig is None:
             raise CalibrationBusy("the rig has not described itself yet: wait for the live view to show data")
         mode = self.current_mode()
@@ -309,7 +312,8 @@ class CalibrationRun:
         return t is None or not t.is_alive()
 
     # -- the run ---------------------------------------------------------------------
-    def _rig(self) -> Rig | None:
+    def rig(self) -> Rig | None:
+        """The rig of the live feed (None: no rig, or it has not described itself yet)."""
         live = self.live
         if live is None:
             return None
@@ -373,7 +377,7 @@ class CalibrationRun:
                 robot_act = _WireRobot(source).act if mode == "robot-wire" else None
             for i, name in enumerate(plates):
                 proc = CalibrationProcedure(rig, name, settings=settings)
-                self._set(plate_index=i, n_steps=proc.n_steps, step=1, prompt=proc.prompt)
+                self._set(plate_index=i, n_steps=proc.n_steps, step=1, prompt=proc.prompt, warmup_s=settings.warmup_s)
                 budget = (proc.n_steps * int(settings.settle_timeout_s * rig.sample_rate_hz)
                           + int((settings.warmup_s + settings.tare_s) * rig.sample_rate_hz) + 1000)
                 retry = [False]

@@ -165,7 +165,8 @@ def test_the_operator_places_weights_and_presses_continue_a_stopped_step_is_retr
         runner.start("box", "clin")
         st = _wait_state(runner, "waiting", 1)
         assert live.session.state != "running"  # the live feed gave the device up
-        assert st.prompt.kind == "warmup" and "Leave plate box empty, then press Continue" in prompt_words(st)
+        assert st.prompt.kind == "warmup" and prompt_words(st) == ("Leave plate box empty, then press Continue: the warm-up and "
+                                                             "channel check take 0.5 s")
         with pytest.raises(CalibrationBusy, match="already running"):
             runner.start("box", "someone-else")
         assert runner.confirm()
@@ -278,3 +279,49 @@ def test_without_a_rig_the_page_says_so_and_nothing_can_start(dashboard_db):
     assert find(tree, "calibration-start").disabled is True
     assert find(tree, "calibration-plate").options == []
     assert _audit(dashboard_db) == []
+
+
+@pytest.mark.browser
+def test_the_operator_is_prompted_in_plain_words_and_uses_continue_and_stop(dash_duo, dashboard_db):
+    """A real rig's path in the browser (the in-process rig, empty, played as a rig without a robot)."""
+    warm_up()
+    rig = default_rig()
+    device = SimulatedStepBox(rig, scenario="empty", seed=4)
+    live = LiveFeed(device, rig, info_timeout_s=30.0)
+    live.start()
+    try:
+        app = create_app(DashContext(db=dashboard_db, live=live))
+        runner = app.server.extensions[RUNNER_KEY]
+        runner.mode = "operator"
+        runner.settings = dataclasses.replace(ProcedureSettings.fast(), settle_timeout_s=30.0)
+        _open_page(dash_duo, app)
+        assert dash_duo.find_element("#calibration-mode").get_attribute("data-mode") == "operator"
+        assert dash_duo.find_element("#calibration-warmed-up").is_displayed()
+        dash_duo.find_element("#calibration-start").click()  # the first plate is chosen already
+        dash_duo.wait_for_contains_text("#calibration-prompt", "Leave plate box empty, then press Continue",
+                                        timeout=30)
+        dash_duo.find_element("#calibration-continue").click()
+        dash_duo.wait_for_contains_text("#calibration-prompt", "Keep plate box empty and still, then press Continue",
+                                        timeout=30)
+        dash_duo.wait_for_contains_text("#calibration-progress", "step 2 of 262", timeout=10)
+        dash_duo.find_element("#calibration-continue").click()
+        dash_duo.wait_for_contains_text("#calibration-prompt",
+                                        "Place 10 kg in total at the centre of plate box, then press Continue",
+                                        timeout=30)
+        dash_duo.driver.set_window_size(1280, 900)
+        screenshot(dash_duo, "calibration-operator")
+        p = runner.status().prompt
+        device.model.place_mass("box", p.x_mm, p.y_mm, 10.0)
+        dash_duo.find_element("#calibration-continue").click()
+        dash_duo.wait_for_contains_text("#calibration-prompt", "Place 20 kg in total", timeout=30)
+        dash_duo.wait_for_contains_text("#calibration-progress", "step 4 of 262", timeout=10)
+        dash_duo.find_element("#calibration-cancel").click()
+        dash_duo.wait_for_contains_text("#calibration-result", "stopped by the user: nothing saved", timeout=30)
+        assert not calibrations_dir().exists() or not list(calibrations_dir().glob("*.json"))
+        assert [e["action"] for e in _audit(dashboard_db)] == ["calibration-start", "calibration-cancelled"]
+        assert wait_for(lambda: live.session.state == "running", 10)
+    finally:
+        runner.cancel()
+        runner.join(30)
+        live.stop()
+        live.close()

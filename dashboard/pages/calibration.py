@@ -35,8 +35,22 @@ MODE_WORDS = {
     "robot-sim": "This is the simulated rig: its robot places the weights by itself; the page shows its progress.",
     "robot-wire": "This rig is simulated: its robot places the weights by itself; the page shows its progress.",
     "operator": "You place dead weights where the page asks, then press Continue; each step is accepted by itself "
-                "once the plate reads a steady load. Have 10, 20, 40, 60 and 80 kg (and 15, 30, 50, 70 kg) ready.",
+                "once the plate reads a steady load.",
 }
+
+
+def _masses_words(runner: CalibrationRun) -> str:
+    """The totals the default plan asks for (fit, then verification), for the operator to have at hand."""
+    from steplab.calibration.geometry import plate_geometry
+    from steplab.calibration.procedure import CalibrationPlan
+
+    rig = runner.rig()
+    if rig is None or not rig.plate_names:
+        return ""
+    plan = CalibrationPlan.default(plate_geometry(rig, rig.plate_names[0]))
+    fit = ", ".join(f"{m:g}" for m in plan.fit_masses_kg)
+    verify = ", ".join(f"{m:g}" for m in plan.verify_masses_kg)
+    return f" Have weights ready to make {fit} kg, then {verify} kg in total."
 
 
 def runner_of(app_server: flask.Flask) -> CalibrationRun:
@@ -48,6 +62,10 @@ def _position_words(prompt) -> str:
     if abs(x) < PLACE_NEAR_CENTRE_MM and abs(y) < PLACE_NEAR_CENTRE_MM:
         return f"at the centre of plate {prompt.plate}"
     return f"at x {x:+.0f} mm, y {y:+.0f} mm from the centre of plate {prompt.plate}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:g} s"
 
 
 def prompt_words(st: RunStatus) -> str:
@@ -65,8 +83,8 @@ def prompt_words(st: RunStatus) -> str:
     if st.state == "stopped":
         return f"The step stopped: {st.message}. Fix it, then press Continue to try the step again (or Stop)."
     if p.kind == "warmup":
-        what = (f"Warm-up: leave plate {p.plate} empty while every channel is checked"
-                if robot else f"Leave plate {p.plate} empty{then} to start the warm-up and channel check")
+        what = (f"Warm-up: leave plate {p.plate} empty while every channel is checked" if robot
+                else f"Leave plate {p.plate} empty{then}: the warm-up and channel check take {_duration(st.warmup_s)}")
     elif p.kind == "tare":
         what = f"Tare: keep plate {p.plate} empty and still" if robot else f"Keep plate {p.plate} empty and still{then}"
     elif p.mass_kg == 0:
@@ -167,7 +185,8 @@ def layout(ctx, params, query):
     ], className="calibration-controls")
     return html.Div([
         html.H2("Calibration"),
-        html.P(MODE_WORDS[mode], id="calibration-mode", **{"data-mode": mode}),
+        html.P(MODE_WORDS[mode] + (_masses_words(runner) if mode == "operator" else ""), id="calibration-mode",
+               **{"data-mode": mode}),
         html.P("A calibration changes every measurement made afterwards: a new one is saved only when it meets the "
                "targets (force error ≤ 0.5 % of full scale, centre-of-pressure error ≤ 2 mm on weights the fit never "
                "saw). The live view pauses while it runs, and it cannot start during a recording.",
@@ -243,7 +262,7 @@ def register(app, ctx) -> None:
                                       else "Done: remove every weight from the plate.")
         return (prompt, progress_children(st), report_children(st), result_children(st),
                 st.active or not options, st.state not in ("waiting", "stopped"), not st.active, st.version,
-                "" if st.state in FINAL_STATES else no_update)
+                "" if st.state in FINAL_STATES or st.state == "waiting" else no_update)
 
 
 page = Page(name="calibration", path="/calibration", title="Calibration", layout=layout, register=register,
