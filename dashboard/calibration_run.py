@@ -276,6 +276,9 @@ class CalibrationRun:
                 raise CalibrationBusy(f"a calibration is already running (started by {self._status.actor})")
             if live.recording is not None:
                 raise CalibrationBusy("a recording is in progress: calibrate when it has ended")
+            problem = self._event(actor, "calibration-start", plates, {"mode": mode})
+            if problem:  # a change to every later measurement is never made unaudited
+                raise CalibrationBusy(f"the audit log cannot be written ({problem}), so the calibration did not start")
             self._confirm.clear()
             self._cancel.clear()
             self._status = RunStatus(state="running", mode=mode, plates=plates, actor=actor,
@@ -283,11 +286,7 @@ class CalibrationRun:
             self._thread = threading.Thread(target=self._run, args=(rig, plates, mode, actor, warmed_up),
                                             name="steplab-calibration", daemon=True)
             self._thread.start()
-            status = self._status
-        problem = self._event(actor, "calibration-start", plates, {"mode": mode})
-        if problem:
-            self._set(live_note=problem.strip())
-        return status
+            return self._status
 
     def confirm(self) -> bool:
         """The operator did what the prompt asked (or fixed what stopped the step); False when nothing waits."""
@@ -324,13 +323,13 @@ class CalibrationRun:
             self._status = dataclasses.replace(self._status, version=self._status.version + 1, **changes)
 
     def _event(self, actor: str, action: str, plates, detail: dict) -> str:
-        """Tell ``on_event``; returns "" or the one line saying the audit log was not written."""
+        """Tell ``on_event``; returns "" or why the audit log was not written."""
         if self.on_event is None:
             return ""
         try:
             self.on_event(actor, action, "calibration of " + ", ".join(plates), detail)
         except Exception as exc:  # an audit failure is shown, never hidden, and never kills the run
-            return f" The audit log was not written: {exc}."
+            return str(exc) or type(exc).__name__
         return ""
 
     def _settings(self, mode: str, warmed_up: bool) -> ProcedureSettings:
@@ -355,7 +354,9 @@ class CalibrationRun:
             outcome = ("failed", "calibration-failed", {"reason": str(exc)})
         finally:
             note = self._restart_live(outcome[0] == "saved")
-        note += self._event(actor, outcome[1], plates, outcome[2])
+        problem = self._event(actor, outcome[1], plates, outcome[2])
+        if problem:
+            note += f" The audit log was not written: {problem}."
         self._set(state=outcome[0], live_note=note)
 
     def _calibrate(self, rig: Rig, plates: tuple[str, ...], mode: str, actor: str,

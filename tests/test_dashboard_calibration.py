@@ -203,13 +203,20 @@ def test_the_operator_places_weights_and_presses_continue_a_stopped_step_is_retr
         live.close()
 
 
-def test_no_calibration_starts_during_a_recording(tmp_path: Path, data_dir):
+def test_no_calibration_starts_during_a_recording_or_unaudited(tmp_path: Path, data_dir):
     warm_up()
     rig = default_rig()
     live = LiveFeed(SimulatedStepBox(rig, scenario="quiet", seed=3), rig, info_timeout_s=30.0)
     live.start()
     runner = CalibrationRun(live)
     try:
+        def broken_audit(*_event):
+            raise OSError("disk full")
+
+        unaudited = CalibrationRun(live, on_event=broken_audit)
+        with pytest.raises(CalibrationBusy, match=r"audit log cannot be written \(disk full\)"):
+            unaudited.start("box", "clin")
+        assert unaudited.status().state == "idle" and live.session.state == "running"
         live.start_recording(30.0, tmp_path)
         with pytest.raises(CalibrationBusy, match="recording is in progress"):
             runner.start("box", "clin")
