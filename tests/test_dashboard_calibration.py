@@ -332,3 +332,22 @@ def test_the_operator_is_prompted_in_plain_words_and_uses_continue_and_stop(dash
         runner.join(30)
         live.stop()
         live.close()
+
+
+def test_prompt_words_name_the_load_and_its_place_as_the_patient_faces():
+    from steplab.calibration.procedure import Prompt
+    from steplab.dashboard.calibration_run import RunStatus
+
+    def words(state, mode, x_mm, y_mm, mass_kg=40.0):
+        return prompt_words(RunStatus(state=state, mode=mode, prompt=Prompt(5, 262, "load", "fit", "box", mass_kg,
+                                                                            x_mm, y_mm, "")))
+
+    assert words("waiting", "operator", 150.0, -120.0) == (
+        "Place 40 kg in total 150 mm right and 120 mm back of the centre of plate box "
+        "(as the patient faces; x +150 mm, y -120 mm), then press Continue")
+    assert words("waiting", "operator", -150.0, 0.2).startswith("Place 40 kg in total 150 mm left of the centre")
+    assert words("running", "operator", 0.0, 0.0).endswith("keep clear until the load is steady")
+    assert words("running", "robot-sim", 0.0, 120.0) == (
+        "The robot places 40 kg 120 mm forward of the centre of plate box (as the patient faces; x +0 mm, y +120 mm)")
+    assert words("waiting", "operator", 0.0, 0.0, mass_kg=0.0) == "Remove every weight from plate box, then press Continue"
+    assert words("saved", "operator", 0.0, 0.0) == "Finished: remove every weight from plate box."

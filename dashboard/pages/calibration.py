@@ -61,7 +61,13 @@ def _position_words(prompt) -> str:
     x, y = prompt.x_mm, prompt.y_mm
     if abs(x) < PLACE_NEAR_CENTRE_MM and abs(y) < PLACE_NEAR_CENTRE_MM:
         return f"at the centre of plate {prompt.plate}"
-    return f"at x {x:+.0f} mm, y {y:+.0f} mm from the centre of plate {prompt.plate}"
+    parts = []  # the plate frame: x to the standing patient's right, y forward (rig_docs/rig_file.md)
+    if abs(x) >= PLACE_NEAR_CENTRE_MM:
+        parts.append(f"{abs(x):.0f} mm {'right' if x > 0 else 'left'}")
+    if abs(y) >= PLACE_NEAR_CENTRE_MM:
+        parts.append(f"{abs(y):.0f} mm {'forward' if y > 0 else 'back'}")
+    return (f"{' and '.join(parts)} of the centre of plate {prompt.plate} (as the patient faces; "
+            f"x {x:+.0f} mm, y {y:+.0f} mm)")
 
 
 def _duration(seconds: float) -> str:
@@ -78,7 +84,7 @@ def prompt_words(st: RunStatus) -> str:
         if st.state in ("saved", "refused"):
             return (f"Finished: remove every weight from plate {p.plate}." if not robot
                     else f"Finished: the robot has lifted every weight off plate {p.plate}.")
-        return f"Stopped: remove every weight from plate {p.plate}."
+        return "Stopped." if robot else f"Stopped: remove every weight from plate {p.plate}."
     then = "" if robot else ", then press Continue"
     if st.state == "stopped":
         return f"The step stopped: {st.message}. Fix it, then press Continue to try the step again (or Stop)."
