@@ -337,7 +337,7 @@ def trial_traces(db: Database, trial_id: int, max_points: int = 4000) -> dict:
                             label=f"trial-{trial_id}")
     except ValueError as exc:
         raise TrialError(f"trial {trial_id}: its raw recording cannot be read ({exc})") from None
-    roles = [r for r in ("box", "floor_left", "floor_right") if r in loaded.plates]
+    roles: list[str] = [r for r in ("box", "floor_left", "floor_right") if r in loaded.plates]
     roles += [r for r in loaded.plates if r not in roles]
     fz = {r: np.asarray(loaded.plates[r].fz_n, dtype=float) for r in roles}
     total = np.sum([fz[r] for r in roles], axis=0) if roles else np.zeros(0)
