@@ -172,3 +172,33 @@ def visit_summary_json(s: Session, visit_id: int) -> dict | None:
     code = patient_code_of_visit(s, visit_id)
     h = history_from_db(s, code)
     return summary.visit_summary(h.visit(str(visit_id)), h.subject.involved)
+
+
+def visit_overview(s: Session, visit_id: int) -> dict | None:
+    """One visit for its summary page (JSON-safe), or None if there is no such visit.
+
+    ``{"visit_id", "patient", "date", "body_mass_kg", "pain_before", "pain_after", "pain_next_morning",
+    "battery", "trials": [{"id", "protocol", "lead", "accepted", "reject_reason", "pain_during",
+    "quality_score", "result_version", "reps", "reps_rejected"}], "summary": records.summary.visit_summary}``.
+    """
+    from steplab.records.models import Protocol
+    from steplab.records.query import latest_results, reps_of
+
+    v = s.get(Visit, visit_id)
+    if v is None:
+        return None
+    rows = list(s.execute(select(Trial, Protocol.name).join(Protocol, Protocol.id == Trial.protocol_id)
+                          .where(Trial.visit_id == visit_id).order_by(Trial.id)))
+    results = latest_results(s, [t.id for t, _ in rows])
+    reps = reps_of(s, [r.id for r in results.values()])
+    trials = []
+    for t, pname in rows:
+        res = results.get(t.id)
+        rr = reps.get(res.id, []) if res is not None else []
+        trials.append({"id": t.id, "protocol": pname, "lead": t.lead, "accepted": bool(t.accepted),
+                       "reject_reason": t.reject_reason, "pain_during": t.pain_during,
+                       "quality_score": t.quality_score, "result_version": res.version if res else None,
+                       "reps": len(rr), "reps_rejected": sum(1 for r in rr if not r.accepted)})
+    return {"visit_id": v.id, "patient": v.patient.code, "date": v.date.isoformat(), "body_mass_kg": v.body_mass_kg,
+            "pain_before": v.pain_before, "pain_after": v.pain_after, "pain_next_morning": v.pain_next_morning,
+            "battery": v.battery, "trials": trials, "summary": visit_summary_json(s, visit_id)}
