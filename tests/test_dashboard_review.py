@@ -120,7 +120,6 @@ def test_trial_review_marks_events_rejects_a_rep_and_reanalyses(dash_duo, app_db
     assert {"Box (N)", "Floor left (N)", "Floor right (N)", "foot contact", "movement onset"} <= set(names)
     rows = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#trial-reps-table tr.trial-rep-row")
     assert len(rows) == 3 and not dash_duo.driver.find_elements(By.CSS_SELECTOR, "tr.rep-rejected")
-    screenshot(dash_duo, "trial-review")
 
     # bad input: no reason -> one line, nothing changed
     before_n = _peak_n(db, visit_id)
@@ -167,6 +166,8 @@ def test_trial_review_marks_events_rejects_a_rep_and_reanalyses(dash_duo, app_db
     assert [v["version"] for v in review["versions"]] == [1, 2]
     assert review["versions"][1]["parameters"]["force_cutoff_hz"] == 40.0
     assert not review["versions"][1]["reps"][1]["accepted"]  # the rejection stays with the same movement
+    assert wait_for(lambda: any(n == "rep 2 rejected" for n, _ in _shapes(dash_duo)), WAIT_S)
+    screenshot(dash_duo, "trial-review")
     # version 1 is still selectable and shown
     dash_duo.select_dcc_dropdown("#trial-version-select", index=0)
     assert wait_for(lambda: "version 1" in dash_duo.find_element("#trial-version-note").text, WAIT_S)
@@ -239,6 +240,7 @@ def test_visit_summary_colours_follow_the_threshold_and_pain_is_saved(dash_duo, 
     assert dash_duo.find_element("#visit-progress-link").get_attribute("href").endswith(f"/patients/{CODE}/progress")
     dash_duo.clear_input("#visit-threshold")
     dash_duo.find_element("#visit-threshold").send_keys("90")
+    dash_duo.wait_for_text_to_equal("#visit-band", "band 90-110 %", timeout=WAIT_S)
     screenshot(dash_duo, "visit-summary")
     # pain: a bad value changes nothing; a good one is saved
     after, morning = dash_duo.find_element("#visit-pain-after"), dash_duo.find_element("#visit-pain-next-morning")

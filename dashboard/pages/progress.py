@@ -48,8 +48,9 @@ def _choose_metric(progress: dict, protocol: str | None, wanted: str | None) -> 
     return d if d in opts else (opts[0] if opts else None)
 
 
-def figure(progress: dict, protocol: str | None, metric: str | None) -> go.Figure:
-    """Three rows sharing the x axis (days since the first visit): metric per limb with MDC95 bands, LSI, pain."""
+def figure(progress: dict, protocol: str | None, metric: str | None, threshold_pct: float = 90.0) -> go.Figure:
+    """Three rows sharing the x axis (days since the first visit): metric per limb with MDC95 bands, LSI (dashed:
+    the threshold band [T, 200 − T] %), pain."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.5, 0.25, 0.25],
                         subplot_titles=("", "LSI (%)", "Pain (0-10)"))
     m = ((progress.get("protocols") or {}).get(protocol or "") or {}).get(metric or "")
@@ -61,20 +62,17 @@ def figure(progress: dict, protocol: str | None, metric: str | None) -> go.Figur
             lows = [p[limb]["band_low"] for p in pts]
             highs = [p[limb]["band_high"] for p in pts]
             if all(v is not None for v in lows + highs) and pts:
-                fig.add_trace(go.Scatter(x=days + days[::-1], y=highs + lows[::-1], fill="toself",
+                fig.add_trace(go.Scatter(x=days + days[::-1], y=highs + lows[::-1], fill="toself", mode="lines",
                                          fillcolor=BAND_COLOURS[limb], line={"width": 0}, hoverinfo="skip",
                                          name=f"{limb}: mean ± MDC95 (noise band)", legendgroup=limb), row=1, col=1)
             fig.add_trace(go.Scatter(x=days, y=[p[limb]["mean"] for p in pts], mode="lines+markers",
                                      name=f"{limb} mean{unit}", legendgroup=limb,
                                      line={"color": LIMB_COLOURS[limb]},
-                                     error_y={"type": "data", "array": [p[limb]["mdc95"] or 0 for p in pts],
-                                              "visible": True, "thickness": 1},
                                      text=[f"n={p[limb]['n']}" for p in pts], hoverinfo="x+y+text"), row=1, col=1)
         lsi = [p for p in m["series"] if p["lsi_pct"] is not None]
         fig.add_trace(go.Scatter(x=[p["day"] for p in lsi], y=[p["lsi_pct"] for p in lsi], mode="lines+markers",
                                  name="LSI (%)", line={"color": "#212529"}), row=2, col=1)
-        lo, hi = progress.get("lsi_band_pct") or [90.0, 110.0]
-        for y in (lo, hi):
+        for y in (threshold_pct, 200.0 - threshold_pct):
             fig.add_hline(y=y, line={"color": "#adb5bd", "dash": "dash", "width": 1}, row=2, col=1)
         fig.update_yaxes(title_text=f"{m['label']}{unit}", row=1, col=1)
     for key, (words, colour, symbol) in PAIN_STYLE.items():
@@ -149,7 +147,8 @@ def layout(ctx, params, query):
                                clearable=False, style={"width": "22em"})], className="progress-row"),
         html.P("Shaded: each visit's mean ± MDC95 (the measurement noise). A later visit outside a band is a real "
                "change; inside it, the change could be noise.", className="progress-legend"),
-        dcc.Graph(id="progress-graph", figure=figure(progress, protocol, metric), config={"displaylogo": False}),
+        dcc.Graph(id="progress-graph", figure=figure(progress, protocol, metric, ctx.settings.lsi_threshold_pct),
+                  config={"displaylogo": False}),
         html.H3("Changes"),
         html.Div(table(progress, protocol, metric), id="progress-changes"),
     ], id="progress-page")
@@ -166,7 +165,7 @@ def register(app, ctx) -> None:
                   Input("progress-metric", "value"), State("progress-protocol", "value"), State("progress-data", "data"),
                   prevent_initial_call=True)
     def _metric(metric, protocol, progress):
-        return figure(progress, protocol, metric), table(progress, protocol, metric)
+        return figure(progress, protocol, metric, ctx.settings.lsi_threshold_pct), table(progress, protocol, metric)
 
 
 page = Page(name="progress", path="/patients/<code>/progress", title="Progress", layout=layout, register=register,

@@ -148,7 +148,8 @@ def figure(traces: dict | None, version: dict | None) -> go.Figure:
     if traces:
         for role, ys in traces["fz_n"].items():
             fig.add_trace(go.Scattergl(x=traces["t_s"], y=ys, mode="lines", name=f"{PLATE_NAMES.get(role, role)} (N)",
-                                       line={"color": PLATE_COLOURS.get(role), "width": 1.2 if role != "total" else 1.6}))
+                                       line={"color": PLATE_COLOURS.get(role), "width": 1.3,
+                                             "dash": "dot" if role == "total" else "solid"}))
     shapes: list[dict] = []
     annotations: list[dict] = []
     if version is not None:

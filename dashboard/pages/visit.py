@@ -50,6 +50,11 @@ def symmetry_class(row: dict, threshold_pct: float) -> str:
     return "sym-within-mdc"
 
 
+def shown_flags(row: dict) -> list[str]:
+    """A row's flags without the summary's fixed-band LSI flags (the colour shows the LSI against the chosen threshold)."""
+    return [f for f in row.get("flags") or [] if not f.startswith("lsi_")]
+
+
 def _limb_cell(d: dict) -> str:
     if not d or not d.get("n"):
         return "—"
@@ -79,7 +84,7 @@ def summary_table(summary: dict | None, threshold_pct: float) -> html.Table | ht
                 html.Td(fmt(row.get("symmetry_angle_pct")), className="visit-angle"),
                 html.Td(f"{fmt(diff)} / {fmt(noise)}", className="visit-noise"),
                 html.Td(row.get("worse_limb") or "—", className="visit-worse"),
-                html.Td(", ".join(f.replace("_", " ") for f in row.get("flags") or []) or "—", className="visit-flag"),
+                html.Td(", ".join(f.replace("_", " ") for f in shown_flags(row)) or "—", className="visit-flag"),
             ], className=f"visit-metric-row {cls}", **{"data-metric": row["metric"], "data-protocol": protocol}))
     return html.Table([html.Thead(head), html.Tbody(rows)], id="visit-summary-table", className="visit-table")
 
@@ -104,7 +109,7 @@ def flags_block(overview: dict) -> html.Div:
     summary = overview.get("summary") or {}
     items = []
     for protocol, p in sorted((summary.get("protocols") or {}).items()):
-        flagged = [row["label"] for row in summary_rows(summary, protocol) if row.get("flags")]
+        flagged = [row["label"] for row in summary_rows(summary, protocol) if shown_flags(row)]
         items.append(html.Li(f"{protocol}: {p['trials']} trials counted, {p['trials_rejected']} rejected; "
                              f"{p['reps']} reps counted, {p['reps_rejected']} left out"
                              + (f"; flagged: {', '.join(flagged)}" if flagged else "")))
@@ -117,7 +122,7 @@ def trials_table(overview: dict) -> html.Table | html.P:
     head = html.Tr([html.Th(h) for h in ("Trial", "Protocol", "Lead", "Status", "Reps counted", "Analysis version",
                                          "Pain during (0-10)", "Quality (0-6)")])
     rows = [html.Tr([html.Td(dcc.Link(f"trial {t['id']}", href=f"/trials/{t['id']}")), html.Td(t["protocol"]),
-                     html.Td(t["lead"] or "—"),
+                     html.Td(t["lead"] or "both"),
                      html.Td("accepted" if t["accepted"] else f"rejected: {t['reject_reason']}"),
                      html.Td(f"{t['reps'] - t['reps_rejected']} of {t['reps']}" if t["accepted"] else f"0 of {t['reps']}"),
                      html.Td(fmt(t["result_version"])), html.Td(fmt(t["pain_during"])),
