@@ -3,6 +3,8 @@ summaries and exports, their carry-over into a re-analysis, trial scores and the
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -174,3 +176,33 @@ def test_min_max_downsample_keeps_every_extreme():
     assert idx.size <= 2002 and np.all(np.diff(idx) > 0)
     assert 12_345 in idx and 67_890 in idx and idx[0] == 0 and idx[-1] == 99_999
     assert np.array_equal(min_max_downsample(x[:, :100], 2000), np.arange(100))
+
+
+def test_reject_rep_and_accept_rep_commands(tmp_path):
+    from helpers import one_line_error, run_steplab
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    db = open_database(url, auto_upgrade=True)
+    try:
+        add_patient(db, "P1", involved="left")
+        vid = add_visit(db, "P1", body_mass_kg=70.0)
+        st = save_file(db, vid, synthetic_trial(tmp_path / "sd.steplab", leads=LEADS, seed=3), "step-down",
+                       allow_new_rig=True)
+    finally:
+        db.dispose()
+    tid = str(st.trial_id)
+    r = run_steplab("trial", "reject-rep", tid, "2", "--reason", "hand on the rail", "--db", url)
+    assert r.returncode == 0 and r.stdout.strip() == f"trial {tid}: rep 2 of result version 1 rejected", r.stderr
+    assert "reps 1-4, not 7" in one_line_error(run_steplab("trial", "reject-rep", tid, "7", "--reason", "x", "--db", url))
+    assert "whole number" in one_line_error(run_steplab("trial", "accept-rep", tid, "two", "--db", url))
+    db = open_database(url)
+    try:
+        assert [r["accepted"] for r in _reps(db, st.trial_id)] == [True, False, True, True]
+        r = run_steplab("trial", "accept-rep", tid, "2", "--db", url, env={**os.environ,
+                                                                           "STEPLAB_USER": "reviewer"})
+        assert r.returncode == 0, r.stderr
+        assert all(x["accepted"] for x in _reps(db, st.trial_id))
+        with db.read() as s:
+            assert [(e.action, e.actor) for e in entries(s) if e.action.endswith("-rep")][-1] == ("accept-rep", "reviewer")
+    finally:
+        db.dispose()

@@ -147,7 +147,7 @@ def figure(traces: dict | None, version: dict | None) -> go.Figure:
     fig = go.Figure()
     if traces:
         for role, ys in traces["fz_n"].items():
-            fig.add_trace(go.Scattergl(x=traces["t_s"], y=ys, mode="lines", name=f"{PLATE_NAMES.get(role, role)} (N)",
+            fig.add_trace(go.Scatter(x=traces["t_s"], y=ys, mode="lines", name=f"{PLATE_NAMES.get(role, role)} (N)",
                                        line={"color": PLATE_COLOURS.get(role), "width": 1.3,
                                              "dash": "dot" if role == "total" else "solid"}))
     shapes: list[dict] = []
@@ -369,9 +369,11 @@ def register(app, ctx) -> None:
                 with ctx.db.read() as s:
                     review = trial_review(s, int(trial_id))
                 assert review is not None
-                n = len(review["versions"][-1]["reps"])
+                new_reps = review["versions"][-1]["reps"]
+                n_ok = sum(1 for r in new_reps if r["accepted"])
                 msg = (f"Version {version} made with {PARAM_WORDS.get(name, name)} {fmt(value)} (was {fmt(old)}): "
-                       f"{n} reps found. It now counts; the older versions are kept.")
+                       f"{len(new_reps)} reps found, {n_ok} counted (rejected reps stay rejected). It now counts; "
+                       "the older versions are kept.")
                 return msg, (refresh or 0) + 1, version, _version_options(review)
         except (TrialError, ValueError) as exc:
             return f"Not done: {exc}", no_update, *keep
