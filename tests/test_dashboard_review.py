@@ -174,6 +174,16 @@ def test_trial_review_marks_events_rejects_a_rep_and_reanalyses(dash_duo, app_db
     v1_contacts = [r["t_contact_s"] for r in review["versions"][0]["reps"]]
     assert wait_for(lambda: sorted(x for n, x in _shapes(dash_duo) if n.endswith("contact")) ==
                     pytest.approx(sorted(v1_contacts)), WAIT_S)
+    # the whole trial: a reason is needed; rejected, it leaves the visit summary but is kept
+    dash_duo.find_element("#trial-reject").click()
+    _message(dash_duo, "Give a reason for rejecting the trial")
+    dash_duo.find_element("#trial-reason").send_keys("patient held the rail throughout")
+    dash_duo.find_element("#trial-reject").click()
+    _message(dash_duo, f"Trial {trial_id} rejected")
+    dash_duo.wait_for_contains_text("#trial-status", "rejected: patient held the rail throughout", timeout=WAIT_S)
+    with db.read() as s:
+        sd = visit_summary_json(s, visit_id)["protocols"]["step-down"]
+    assert sd["trials"] == 1 and sd["trials_rejected"] == 1
     # unknown trial
     dash_duo.driver.get(dash_duo.server.url + "/trials/99999")
     dash_duo.wait_for_contains_text("#trial-page", "There is no trial 99999", timeout=WAIT_S)
