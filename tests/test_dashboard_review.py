@@ -304,3 +304,21 @@ def test_progress_shows_both_visits_with_noise_bands_and_pain(dash_duo, app_db):
     search.send_keys(Keys.ENTER)
     assert wait_for(lambda: any("Lowering duration" in str(n) or n == "left mean (s)"
                                 for n, *_ in (_js(dash_duo, get) or [])), WAIT_S)
+
+
+def _row(lsi, lmean, lsd, ln, rmean, rsd, rn):
+    return {"lsi_pct": lsi, "left": {"mean": lmean, "sd": lsd, "n": ln}, "right": {"mean": rmean, "sd": rsd, "n": rn}}
+
+
+def test_symmetry_class_rule():
+    # 1.0 vs 1.2, SD 0.05 with 5 reps each: noise 1.96*sqrt(2*0.0025/5) = 0.062 < 0.2 difference
+    real = _row(1.0 / 1.2 * 100, 1.0, 0.05, 5, 1.2, 0.05, 5)
+    assert symmetry_class(real, 90.0) == "sym-deficit"
+    assert symmetry_class(real, 80.0) == "sym-ok"  # 83.3 % is inside 80-120 %
+    noisy = _row(1.0 / 1.2 * 100, 1.0, 0.3, 3, 1.2, 0.3, 3)  # noise 1.96*sqrt(2*0.09/3) = 0.48 > 0.2
+    assert symmetry_class(noisy, 90.0) == "sym-within-mdc"
+    above = _row(1.2 / 1.0 * 100, 1.2, 0.05, 5, 1.0, 0.05, 5)  # above 200 - T counts too (lower-is-better metrics)
+    assert symmetry_class(above, 90.0) == "sym-deficit"
+    assert symmetry_class(_row(80.0, 0.8, None, 1, 1.0, 0.1, 4), 90.0) == "sym-within-mdc"  # noise unknown
+    assert symmetry_class(_row(None, None, None, 0, 1.0, 0.1, 4), 90.0) == "sym-unknown"
+    assert math.isclose(1.96 * math.sqrt(2 * 0.0025 / 5), 0.06198, rel_tol=1e-3)

@@ -105,7 +105,8 @@ def _change_rows(changes: list[dict], kind: str) -> list:
 def table(progress: dict, protocol: str | None, metric: str | None) -> html.Table | html.P:
     m = ((progress.get("protocols") or {}).get(protocol or "") or {}).get(metric or "")
     if not m or not (m["changes"] or m["from_baseline"]):
-        return html.P("One visit so far: a change needs two.", id="progress-table")
+        return html.P("No change to judge yet: a change needs two visits with reps of this metric.",
+                      id="progress-table")
     unit = f" ({m['unit']})" if m["unit"] else ""
     head = html.Tr([html.Th(h) for h in ("Compared with", "Visits", "Limb", f"Before{unit}", f"After{unit}",
                                          f"Change{unit}", f"Noise, MDC95{unit}", "Verdict")])

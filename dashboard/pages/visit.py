@@ -89,6 +89,21 @@ def summary_table(summary: dict | None, threshold_pct: float) -> html.Table | ht
     return html.Table([html.Thead(head), html.Tbody(rows)], id="visit-summary-table", className="visit-table")
 
 
+def whole_body_table(summary: dict | None) -> html.Table | None:
+    """The weight-bearing share of each protocol that has one (squat): it belongs to no limb, so it has no LSI."""
+    rows = []
+    for protocol, p in sorted(((summary or {}).get("protocols") or {}).items()):
+        for _name, d in sorted((p.get("whole_body") or {}).items()):
+            unit = d.get("unit") or ""
+            rows.append(html.Tr([html.Td(protocol), html.Td(f"{d['label']} ({unit})" if unit else d["label"]),
+                                 html.Td(f"{fmt(d.get('mean'))} ({fmt(d.get('sd'), 2)}, n={d.get('n')})")],
+                                className="visit-whole-body-row"))
+    if not rows:
+        return None
+    head = html.Tr([html.Th("Protocol"), html.Th("Both limbs together"), html.Th("Mean (SD, n)")])
+    return html.Table([html.Thead(head), html.Tbody(rows)], id="visit-whole-body", className="visit-table")
+
+
 def worse_line(summary: dict | None) -> str:
     if not summary or not summary.get("protocols"):
         return "Worse limb: not known yet."
@@ -166,6 +181,7 @@ def layout(ctx, params, query):
         html.P(LEGEND, id="visit-legend", className="visit-legend"),
         html.Div(summary_table(summary, threshold), id="visit-summary"),
         html.P(worse_line(summary), id="visit-worse-limb"),
+        whole_body_table(summary),
         flags_block(overview),
         html.H3("Pain (0-10)"),
         html.Div([html.Label("After the visit", htmlFor="visit-pain-after"),
