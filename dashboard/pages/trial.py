@@ -245,7 +245,7 @@ def layout(ctx, params, query):
         html.Div([
             html.Fieldset([html.Legend("A rep"),
                            dcc.Dropdown(id="trial-rep-select", options=_rep_options(review), placeholder="rep",
-                                        style={"width": "10em"}),
+                                        style={"width": "13em"}),
                            dcc.Input(id="trial-rep-reason", placeholder="why (needed to reject)", type="text",
                                      debounce=False, style={"width": "16em"}),
                            html.Button("Reject rep", id="trial-rep-reject", className="btn-warn"),

@@ -64,11 +64,14 @@ def _limb_cell(d: dict) -> str:
 def summary_table(summary: dict | None, threshold_pct: float) -> html.Table | html.P:
     if not summary or not summary.get("protocols"):
         return html.P("No accepted reps at this visit yet.", id="visit-summary-table")
-    head = html.Tr([html.Th(h) for h in ("Protocol", "Metric", "Left: mean (SD, n)", "Right: mean (SD, n)", "LSI (%)",
-                                         "Robinson SI (%)", "Symmetry angle (%)", "Limb difference / noise",
-                                         "Worse limb", "Flags")])
+    titles = ("Metric", "Left: mean (SD, n)", "Right: mean (SD, n)", "LSI (%)", "Robinson SI (%)",
+              "Symmetry angle (%)", "Limb difference / noise", "Worse limb", "Flags")
+    head = html.Tr([html.Th(h) for h in titles])
     rows = []
     for protocol in sorted(summary["protocols"]):
+        p = summary["protocols"][protocol]
+        rows.append(html.Tr(html.Th(f"{protocol}: {p['reps']} reps counted from {p['trials']} trials",
+                                    colSpan=len(titles)), className="visit-protocol-row"))
         for row in summary_rows(summary, protocol):
             cls = symmetry_class(row, threshold_pct)
             unit = row.get("unit") or ""
@@ -77,7 +80,7 @@ def summary_table(summary: dict | None, threshold_pct: float) -> html.Table | ht
             diff = abs(left["mean"] - right["mean"]) if left.get("mean") is not None and right.get("mean") is not None \
                 else None
             rows.append(html.Tr([
-                html.Td(protocol), html.Td(f"{row['label']} ({unit})" if unit else row["label"]),
+                html.Td(f"{row['label']} ({unit})" if unit else row["label"]),
                 html.Td(_limb_cell(left), className="visit-left"), html.Td(_limb_cell(right), className="visit-right"),
                 html.Td(fmt(row.get("lsi_pct")), className=f"visit-lsi {cls}"),
                 html.Td(fmt(row.get("symmetry_index_pct")), className="visit-si"),
