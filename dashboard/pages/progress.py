@@ -8,8 +8,6 @@ real change; inside it, the change is within noise (``records.summary.progress``
 
 from __future__ import annotations
 
-from typing import Any
-
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 from plotly.subplots import make_subplots
@@ -124,7 +122,7 @@ def load(ctx, code: str) -> dict | None:
 
 def layout(ctx, params, query):
     code = params.get("code", "")
-    progress: Any = load(ctx, code)
+    progress = load(ctx, code)
     if progress is None:
         return html.Div([html.H2("Progress"), html.P(f"There is no patient {code}."),
                          dcc.Link("Patients", href="/patients")], id="progress-page")
