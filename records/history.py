@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from steplab.records.export_model import ExportPatientHistory, ExportSubject, ExportTrial, ExportVisit
-from steplab.records.models import RawRecording, Result, Trial, Visit
+from steplab.records.models import RawRecording, Rep, Result, Trial, Visit
 from steplab.records.patients import RecordsError, identity, patient_by_code
 from steplab.records.query import patient_history
 
@@ -40,8 +40,27 @@ def pseudonymised_analysis(analysis: dict) -> dict:
     return d
 
 
+def rejected_reps(s: Session, trial_ids: list[int]) -> dict[tuple[int, int], set[int]]:
+    """(trial id, result version) → the rep indices (0-based) a reviewer rejected, for these trials (one query)."""
+    out: dict[tuple[int, int], set[int]] = {}
+    if not trial_ids:
+        return out
+    rows = s.execute(select(Result.trial_id, Result.version, Rep.rep_index).join(Rep, Rep.result_id == Result.id)
+                     .where(Result.trial_id.in_(trial_ids), Rep.accepted.is_(False)))
+    for tid, version, index in rows:
+        out.setdefault((int(tid), int(version)), set()).add(int(index))
+    return out
+
+
+def _rep_decisions(td: dict, analysis: dict, rejected: dict[tuple[int, int], set[int]]) -> list[bool] | None:
+    gone = rejected.get((int(td["id"]), int(td.get("result_version") or 1)))
+    if not gone:
+        return None
+    return [i not in gone for i in range(len(analysis.get("reps") or []))]
+
+
 def _make_trial(td: dict, analysis: dict, identified: bool, raw: Any = None, all_results=None,
-                params: dict | None = None) -> ExportTrial:
+                params: dict | None = None, rep_accepted: list[bool] | None = None) -> ExportTrial:
     kw: dict = {}
     if raw is not None:
         kw["trial"] = raw.trial
@@ -51,6 +70,7 @@ def _make_trial(td: dict, analysis: dict, identified: bool, raw: Any = None, all
                     pseudonymised_analysis(analysis), protocol_version=td.get("protocol_version"), lead=td["lead"],
                     result_version=int(td.get("result_version") or 1), analysis_params=params or {},
                     all_results=all_results or [], accepted=td["accepted"], reject_reason=td["reject_reason"],
+                    rep_accepted=rep_accepted,
                     pain_during=td["pain_during"], quality_score=td["quality_score"], **kw)
     if raw is not None:
         try:
@@ -78,6 +98,7 @@ def history_from_db(s: Session, code: str, *, identified: bool = False, with_raw
     subject = _subject(s, code, identified)
     h = history if history is not None and "rep_results" in _first_trial(history) else \
         patient_history(s, code, identified=False, metrics=True)
+    rejected = rejected_reps(s, [int(td["id"]) for vd in h["visits"] for td in vd["trials"]])
     first: dt.date | None = None
     visits = []
     for vd in h["visits"]:
@@ -110,7 +131,8 @@ def history_from_db(s: Session, code: str, *, identified: bool = False, with_raw
                 if results:
                     analysis = result_json(results[-1])
                     params = results[-1].parameters
-            trials.append(_make_trial(td, analysis, identified, raw, all_results, params))
+            trials.append(_make_trial(td, analysis, identified, raw, all_results, params,
+                                      _rep_decisions(td, analysis, rejected)))
         battery = ",".join(vd["battery"]) if vd.get("battery") else None
         visits.append(ExportVisit(visit_id=vd["id"], trials=trials, date=date if identified else None,
                                   day_offset=(date - first).days, body_mass_kg=vd["body_mass_kg"],
@@ -150,3 +172,33 @@ def visit_summary_json(s: Session, visit_id: int) -> dict | None:
     code = patient_code_of_visit(s, visit_id)
     h = history_from_db(s, code)
     return summary.visit_summary(h.visit(str(visit_id)), h.subject.involved)
+
+
+def visit_overview(s: Session, visit_id: int) -> dict | None:
+    """One visit for its summary page (JSON-safe), or None if there is no such visit.
+
+    ``{"visit_id", "patient", "date", "body_mass_kg", "pain_before", "pain_after", "pain_next_morning",
+    "battery", "trials": [{"id", "protocol", "lead", "accepted", "reject_reason", "pain_during",
+    "quality_score", "result_version", "reps", "reps_rejected"}], "summary": records.summary.visit_summary}``.
+    """
+    from steplab.records.models import Protocol
+    from steplab.records.query import latest_results, reps_of
+
+    v = s.get(Visit, visit_id)
+    if v is None:
+        return None
+    rows = list(s.execute(select(Trial, Protocol.name).join(Protocol, Protocol.id == Trial.protocol_id)
+                          .where(Trial.visit_id == visit_id).order_by(Trial.id)))
+    results = latest_results(s, [t.id for t, _ in rows])
+    reps = reps_of(s, [r.id for r in results.values()])
+    trials = []
+    for t, pname in rows:
+        res = results.get(t.id)
+        rr = reps.get(res.id, []) if res is not None else []
+        trials.append({"id": t.id, "protocol": pname, "lead": t.lead, "accepted": bool(t.accepted),
+                       "reject_reason": t.reject_reason, "pain_during": t.pain_during,
+                       "quality_score": t.quality_score, "result_version": res.version if res else None,
+                       "reps": len(rr), "reps_rejected": sum(1 for r in rr if not r.accepted)})
+    return {"visit_id": v.id, "patient": v.patient.code, "date": v.date.isoformat(), "body_mass_kg": v.body_mass_kg,
+            "pain_before": v.pain_before, "pain_after": v.pain_after, "pain_next_morning": v.pain_next_morning,
+            "battery": v.battery, "trials": trials, "summary": visit_summary_json(s, visit_id)}

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -220,12 +221,131 @@ def reanalyze(db: Database, trial_id: int, *, params: AnalysisParams | None = No
         trial = s.get(Trial, trial_id)
         assert trial is not None
         version = int(s.scalar(select(func.max(Result.version)).where(Result.trial_id == trial_id)) or 0) + 1
-        _add_result(s, trial, analysed.result, used, version, trial.protocol.version, reason)
+        before = latest_result(s, trial_id)
+        row = _add_result(s, trial, analysed.result, used, version, trial.protocol.version, reason)
+        carried = _carry_rejections(s, before, row)
         add_entry(s, actor, "reanalyze", f"trial {trial_id}", detail={"version": version, "reason": reason,
-                                                                       "parameters": used.to_dict()})
+                                                                       "parameters": used.to_dict(),
+                                                                       "rejected_reps_carried": carried})
         return version
 
     return db.write(work)
+
+
+#: A rep of a new version is the same movement as a rep of the version before when their contacts
+#: are this close [s] (reps are seconds apart; a filter change moves a contact by milliseconds).
+SAME_REP_S = 0.25
+
+
+def _carry_rejections(s: Session, before: Result | None, after: Result) -> list[int]:
+    """Reject in ``after`` the reps that were rejected in ``before`` (same lead, contact within SAME_REP_S).
+
+    A rep is rejected for what the patient did (a stumble, a hand on the rail), which
+    a re-analysis does not change.  Returns the new version's rep numbers (1, 2, …) so rejected.
+    """
+    if before is None:
+        return []
+    old = [r for r in s.scalars(select(Rep).where(Rep.result_id == before.id)) if not r.accepted]
+    new = list(s.scalars(select(Rep).where(Rep.result_id == after.id).order_by(Rep.rep_index)))
+    carried = []
+    for o in old:
+        if o.t_contact_s is None:
+            continue
+        near = [n for n in new if n.t_contact_s is not None and n.lead == o.lead
+                and abs(n.t_contact_s - o.t_contact_s) <= SAME_REP_S and n.accepted]
+        if near:
+            n = min(near, key=lambda r: abs((r.t_contact_s or 0.0) - (o.t_contact_s or 0.0)))
+            n.accepted, n.reject_reason = False, o.reject_reason
+            carried.append(n.rep_index + 1)
+    s.flush()
+    return sorted(carried)
+
+
+def set_scores(db: Database, trial_id: int, *, pain_during: float | None = None, quality_score: int | None = None,
+               actor: str | None = None) -> None:
+    """Set the pain during a trial (0-10 NRS) and/or its movement-quality score (0-6); audited (``scores``).
+
+    Raises TrialError (one line, nothing changed) for a value out of range or an unknown trial.
+    """
+    import math
+
+    from steplab.records.audit import add_entry
+
+    if pain_during is not None and not (isinstance(pain_during, (int, float)) and math.isfinite(pain_during)
+                                        and 0 <= pain_during <= 10):
+        raise TrialError(f"pain during the trial must be on the 0-10 numeric rating scale, got {pain_during}")
+    if quality_score is not None and (isinstance(quality_score, bool) or not isinstance(quality_score, int)
+                                      or not 0 <= quality_score <= 6):
+        raise TrialError(f"the movement-quality score must be a whole number 0-6, got {quality_score}")
+    if pain_during is None and quality_score is None:
+        raise TrialError("give a pain score, a movement-quality score or both")
+
+    def work(s: Session) -> None:
+        t = s.get(Trial, trial_id)
+        if t is None:
+            raise TrialError(f"there is no trial {trial_id}")
+        detail: dict = {}
+        if pain_during is not None:
+            detail["pain_during"] = [t.pain_during, float(pain_during)]
+            t.pain_during = float(pain_during)
+        if quality_score is not None:
+            detail["quality_score"] = [t.quality_score, int(quality_score)]
+            t.quality_score = int(quality_score)
+        add_entry(s, actor, "scores", f"trial {trial_id}", detail=detail)
+
+    db.write(work)
+
+
+def min_max_downsample(traces: np.ndarray, max_points: int) -> np.ndarray:
+    """Sample indices keeping, in each time bucket, every trace's minimum and maximum (peaks survive).
+
+    ``traces``: (k, n) array, k traces of n samples.  At most about ``max_points``
+    indices, sorted (all of them when n is small enough).
+    """
+    traces = np.atleast_2d(traces)
+    k, n = traces.shape
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, max_points // (2 * k))
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    out = []
+    for b in range(buckets):
+        lo, hi = int(edges[b]), int(max(edges[b + 1], edges[b] + 1))
+        seg = traces[:, lo:hi]
+        out.append(lo + np.argmin(seg, axis=1))
+        out.append(lo + np.argmax(seg, axis=1))
+    out.append(np.array([0, n - 1]))
+    return np.unique(np.concatenate(out))
+
+
+def trial_traces(db: Database, trial_id: int, max_points: int = 4000) -> dict:
+    """The trial's plate forces for plotting: the stored raw recording read again the way it was analysed.
+
+    Returns ``{"rate_hz", "n_samples", "t_s": [...], "fz_n": {role: [...], "total": [...]}}`` with at most
+    about ``max_points`` samples per trace, chosen by min/max buckets of every trace (so peaks stay).
+    Raises TrialError for an unknown trial or a recording that cannot be read.
+    """
+    from steplab.records.analysis import load_bytes
+
+    with db.read() as s:
+        t = s.get(Trial, trial_id)
+        if t is None:
+            raise TrialError(f"there is no trial {trial_id}")
+        raw, suffix, opts = bytes(t.raw.data), t.raw.suffix, dict(t.load_options or {})
+    try:
+        loaded = load_bytes(raw, suffix, rate_hz=opts.get("rate_hz"), plates=opts.get("plates"),
+                            label=f"trial-{trial_id}")
+    except ValueError as exc:
+        raise TrialError(f"trial {trial_id}: its raw recording cannot be read ({exc})") from None
+    roles: list[str] = [r for r in ("box", "floor_left", "floor_right") if r in loaded.plates]
+    roles += [r for r in loaded.plates if r not in roles]
+    fz = {r: np.asarray(loaded.plates[r].fz_n, dtype=float) for r in roles}
+    total = np.sum([fz[r] for r in roles], axis=0) if roles else np.zeros(0)
+    idx = min_max_downsample(np.vstack([fz[r] for r in roles] + [total]), max_points) if total.size else \
+        np.zeros(0, dtype=np.int64)
+    rate = float(loaded.rate_hz)
+    return {"rate_hz": rate, "n_samples": int(total.size), "t_s": (idx / rate).round(5).tolist(),
+            "fz_n": {**{r: fz[r][idx].round(2).tolist() for r in roles}, "total": total[idx].round(2).tolist()}}
 
 
 def set_accepted(db: Database, trial_id: int, accepted: bool, reason: str | None = None, actor: str = "steplab") -> None:

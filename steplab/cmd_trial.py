@@ -1,4 +1,4 @@
-"""``steplab trial show|reject|accept|reanalyze``: one stored trial (never deleted, only rejected)."""
+"""``steplab trial show|reject|accept|reanalyze|reject-rep|accept-rep``: one stored trial (never deleted, only rejected)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def register(sub) -> None:
     rea.add_argument("--json", action="store_true", help="print {trial, version}")
     add_db_option(rea)
     rea.set_defaults(func=run_reanalyze)
+    rrep = tsub.add_parser("reject-rep", help="reject one rep of the newest result (kept, left out of summaries)")
+    rrep.add_argument("trial", metavar="ID")
+    rrep.add_argument("rep", metavar="REP", help="the rep's number (1, 2, ...), as `trial show` lists them")
+    rrep.add_argument("--reason", required=True)
+    add_db_option(rrep)
+    rrep.set_defaults(func=run_reject_rep)
+    arep = tsub.add_parser("accept-rep", help="count a rejected rep of the newest result again")
+    arep.add_argument("trial", metavar="ID")
+    arep.add_argument("rep", metavar="REP")
+    add_db_option(arep)
+    arep.set_defaults(func=run_accept_rep)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -143,3 +154,30 @@ def run_reanalyze(args: argparse.Namespace) -> int:
         db.dispose()
     print(json.dumps({"trial": str(tid), "version": version}) if args.json else f"trial {tid}: result version {version}")
     return 0
+
+
+def _set_rep(args: argparse.Namespace, accepted: bool) -> int:
+    from steplab.records.audit import current_actor
+    from steplab.records.reps import set_rep_accepted
+
+    tid = trial_id(args.trial)
+    try:
+        rep = int(args.rep)
+    except ValueError:
+        raise UserError(f"a rep number is a whole number, got {args.rep!r}") from None
+    db = open_records(args)
+    try:
+        with records_errors():
+            version = set_rep_accepted(db, tid, rep, accepted, getattr(args, "reason", None), actor=current_actor())
+    finally:
+        db.dispose()
+    print(f"trial {tid}: rep {rep} of result version {version} {'counts again' if accepted else 'rejected'}")
+    return 0
+
+
+def run_reject_rep(args: argparse.Namespace) -> int:
+    return _set_rep(args, False)
+
+
+def run_accept_rep(args: argparse.Namespace) -> int:
+    return _set_rep(args, True)
