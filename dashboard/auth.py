@@ -122,7 +122,9 @@ def _timer_only() -> bool:
         return False
     body = flask.request.get_json(silent=True)
     fired = body.get("changedPropIds") if isinstance(body, dict) else None
-    return bool(fired) and all(str(p).endswith(TIMER_PROPS) for p in fired)
+    if not isinstance(fired, list) or not fired:
+        return False
+    return all(str(p).endswith(TIMER_PROPS) for p in fired)
 
 
 _STYLE = """<style>body{font-family:system-ui,sans-serif;background:#f8f9fa;display:flex;justify-content:center;
