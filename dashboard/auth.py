@@ -93,7 +93,7 @@ def csrf_token() -> str:
     return generate_csrf() if flask.has_request_context() else ""
 
 
-JSON_PREFIXES = ("/_dash-", "/api/", "/assets/", "/_favicon")  # callbacks, the API, files: 401, not a redirect
+JSON_PREFIXES = ("/_dash-", "/api/", "/assets/", "/_favicon", "/favicon.ico")  # callbacks, the API, files: 401, not a redirect
 
 
 def _wants_json(path: str) -> bool:

@@ -443,7 +443,7 @@ def test_the_session_key_is_made_once_private_and_kept_across_restarts(dashboard
 
 # -- in a real browser --------------------------------------------------------------------------------
 @pytest.mark.browser
-def test_an_admin_adds_a_clinician_who_then_sees_not_allowed_on_users(dash_duo, dashboard_db):
+def test_an_admin_adds_a_clinician_who_sees_not_allowed_on_users_and_is_sent_out_when_deactivated(dash_duo, dashboard_db):
     from selenium.webdriver.common.by import By
 
     app = create_app(DashContext(db=dashboard_db))
@@ -475,3 +475,7 @@ def test_an_admin_adds_a_clinician_who_then_sees_not_allowed_on_users(dash_duo, 
     dash_duo.wait_for_element("#not-allowed", timeout=20)
     assert not driver.find_elements(By.CSS_SELECTOR, "#users-table")
     screenshot(dash_duo, "users-not-allowed")
+    records_users.set_active(dashboard_db, "nina", False, actor=ADMIN[0])  # her session ends on the server...
+    driver.find_element(By.ID, "nav-patients").click()  # ...so the next callback is refused (401)
+    dash_duo.wait_for_element("#login-name", timeout=20)  # and the page goes to the login (assets/auth.js)
+    assert "next=" in driver.current_url and "patients" in driver.current_url  # back there after the login
