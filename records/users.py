@@ -9,6 +9,7 @@ choosing a new one.  The last active admin can not be deactivated.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -26,6 +27,12 @@ FIRST_ADMIN = "admin"  # the account the first start of the dashboard creates
 #: one-time passwords: no look-alike characters (0/O, 1/l/I), easy to read off a terminal and type
 ONE_TIME_ALPHABET = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXYZ2345679"
 ONE_TIME_GROUPS, ONE_TIME_GROUP_CHARS = 3, 4  # "xxxx-xxxx-xxxx": about 68 bits
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made on first need: an unknown name's login costs the same check."""
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
@@ -124,13 +131,16 @@ def verify(db: Database, name: str, password: str, *, audit: bool = True) -> dic
     from steplab.records.audit import add_entry
 
     with db.read() as s:
-        u = s.scalars(select(User).where(User.name == name, User.active.is_(True))).first()
-        ok = u is not None and check_password_hash(u.password_hash, password)
+        u = s.scalars(select(User).where(User.name == name)).first()
+        # an unknown name costs a hash check too, so the answer's delay does not tell which names exist
+        ok = check_password_hash(u.password_hash if u is not None else _dummy_hash(), password)
         found = ({"name": u.name, "role": u.role, "must_change_password": bool(u.must_change_password)}
-                 if ok and u is not None else None)
+                 if ok and u is not None and u.active else None)
+        known = u is not None
     if audit:
-        db.write(lambda s: add_entry(s, name[:80] if found else "unknown", "login" if found else "login-failed",
-                                     f"user {name[:60]}"))
+        # a name that is no user is not written down: it may be a password typed into the wrong field
+        subject = f"user {name}" if known else "user (not a known name)"
+        db.write(lambda s: add_entry(s, name if found else "unknown", "login" if found else "login-failed", subject))
     return found
 
 

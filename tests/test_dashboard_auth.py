@@ -407,6 +407,7 @@ def test_a_user_with_a_one_time_password_reaches_nothing_but_the_password_page(s
 def test_a_user_changes_their_own_password(site):
     c = WebClient(site)
     c.login(*CLINICIAN)
+    assert '"href":"/account/password"' in c.get("/_dash-layout").text.replace(" ", "")  # the user's name in the nav
     page = c.get("/account/password")
     assert page.status == 200 and "password-back" in page.text
     assert c.change_password(CLINICIAN[1], CLINICIAN[1]).status == 400  # must differ

@@ -101,3 +101,14 @@ def test_the_first_admin_is_made_once_even_by_two_servers_at_once(db):
     assert users.ensure_first_admin(db) is None and users.count_users(db) == 1
     first = [e for e in _log(db) if e["action"] == "user-add"]
     assert len(first) == 1 and first[0]["detail"]["first_run"] is True and made[0] not in json.dumps(first)
+
+
+def test_a_failed_login_never_writes_down_a_name_that_is_no_user(db):
+    users.add_user(db, "anna", "clinician", "annas-pass-1")
+    assert users.verify(db, "annas-pass-1", "annas-pass-1") is None  # the password typed into the name field
+    assert users.verify(db, "anna", "wrong-pass-99") is None
+    users.set_active(db, "anna", False, actor="boss")
+    assert users.verify(db, "anna", "annas-pass-1") is None  # deactivated: refused even with the right password
+    failed = [(e["actor"], e["subject"]) for e in _log(db) if e["action"] == "login-failed"]
+    assert failed == [("unknown", "user (not a known name)"), ("unknown", "user anna"), ("unknown", "user anna")]
+    assert "annas-pass-1" not in json.dumps(_log(db))
