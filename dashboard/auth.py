@@ -103,7 +103,7 @@ def _wants_json(path: str) -> bool:
 def _refuse(path: str, why: str):
     if _wants_json(path):
         return flask.jsonify({"error": why}), 401
-    return flask.redirect("/login?next=" + quote(flask.request.full_path.rstrip("?"), safe="/?=&"))
+    return flask.redirect("/login?next=" + quote(flask.request.full_path.rstrip("?"), safe="/"))
 
 
 def _safe_next(target: str | None) -> str:

@@ -221,6 +221,19 @@ def test_the_login_page_needs_its_csrf_token_and_holds_no_data(site, dashboard_d
     assert actions == [("login-failed", "unknown"), ("login", CLINICIAN[0])]
 
 
+def test_a_deep_link_with_a_query_comes_back_whole_after_the_login(site):
+    c = WebClient(site)
+    r = c.get("/session?patient=P001&seconds=5")
+    assert r.status == 302
+    nxt = urllib.parse.parse_qs(urllib.parse.urlsplit(r.location).query)["next"]
+    assert nxt == ["/session?patient=P001&seconds=5"]
+    token = c.form_token(r.location)
+    assert 'value="/session?patient=P001&amp;seconds=5"' in c.get(r.location).text
+    r = c.request("POST", "/login", form={"csrf_token": token, "name": CLINICIAN[0], "password": CLINICIAN[1],
+                                          "next": nxt[0]})
+    assert r.location == "/session?patient=P001&seconds=5"
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"])
 def test_the_login_never_redirects_off_this_server(site, target):
     r = WebClient(site).login(*CLINICIAN, next_path=target)
@@ -407,7 +420,7 @@ def test_a_user_with_a_one_time_password_reaches_nothing_but_the_password_page(s
 def test_a_user_changes_their_own_password(site):
     c = WebClient(site)
     c.login(*CLINICIAN)
-    assert '"href":"/account/password"' in c.get("/_dash-layout").text.replace(" ", "")  # the user's name in the nav
+    assert '"href": "/account/password"' in json.dumps(c.get("/_dash-layout").json())  # the user's name in the nav
     page = c.get("/account/password")
     assert page.status == 200 and "password-back" in page.text
     assert c.change_password(CLINICIAN[1], CLINICIAN[1]).status == 400  # must differ
