@@ -114,7 +114,8 @@ def users_action(client: WebClient, button: str, *, new_name=None, new_role="cli
     """Press one of the users page's buttons (``users-new-submit``, ``users-deactivate``…) over HTTP."""
     buttons = ["users-new-submit", "users-deactivate", "users-reactivate", "users-reset"]
     return client.callback(
-        [("users-message", "children"), ("users-table", "children"), ("users-select", "options")],
+        [("users-message", "children"), ("users-table", "children"), ("users-select", "options"),
+         ("users-new-name", "value")],
         [(b, "n_clicks", 1 if b == button else 0) for b in buttons], f"{button}.n_clicks",
         [("users-new-name", "value", new_name), ("users-new-role", "value", new_role),
          ("users-select", "value", chosen)])
@@ -300,7 +301,7 @@ def test_timer_callbacks_do_not_keep_an_idle_session_alive(dashboard_db):
         def tick() -> int:  # what the live page's redraw timer sends; a clinician gets no change from it
             buttons = ["users-new-submit", "users-deactivate", "users-reactivate", "users-reset"]
             return c.callback([("users-message", "children"), ("users-table", "children"),
-                               ("users-select", "options")],
+                               ("users-select", "options"), ("users-new-name", "value")],
                               [(b, "n_clicks", 0) for b in buttons], "live-interval.n_intervals",
                               [("users-new-name", "value", None), ("users-new-role", "value", None),
                                ("users-select", "value", None)]).status
@@ -335,6 +336,7 @@ def test_an_admin_adds_deactivates_and_resets_users_all_audited(site, dashboard_
     message = text_of(r["users-message"]["children"])
     password = re.search(r"One-time password:\s+(\S+)", message).group(1)
     assert "Added clinician anna.m" in message and len(password) >= records_users.MIN_PASSWORD_CHARS
+    assert r["users-new-name"]["value"] == ""
     assert "anna.m" in json.dumps(r["users-table"])
     again = text_of(users_action(admin, "users-new-submit", new_name="anna.m").json()["response"]["users-message"])
     assert "Not done: there is already a user 'anna.m'" in again
@@ -462,6 +464,7 @@ def test_an_admin_adds_a_clinician_who_sees_not_allowed_on_users_and_is_sent_out
 
     app = create_app(DashContext(db=dashboard_db))
     dash_duo.start_server(app, navigate=False)
+    dash_duo.driver.set_window_size(1280, 900)
     base = dash_duo.server.url
     browser_login(dash_duo, base, user=ADMIN, next_path="/users")
     dash_duo.wait_for_element("#users-table", timeout=20)

@@ -66,6 +66,7 @@ def layout(ctx, params, query):
                          value="clinician", clearable=False, style={"minWidth": "12em"}),
             html.Button("Add user", id="users-new-submit", n_clicks=0),
         ], className="form-row"),
+        html.Div(id="users-message", className="message", role="status"),
         html.H3("Change a user"),
         html.Div([
             html.Label("User", htmlFor="users-select"),
@@ -75,7 +76,6 @@ def layout(ctx, params, query):
             html.Button("Reactivate", id="users-reactivate", n_clicks=0),
             html.Button("New one-time password", id="users-reset", n_clicks=0),
         ], className="form-row"),
-        html.Div(id="users-message", className="message", role="status"),
     ], id="users-page")
 
 
@@ -89,7 +89,7 @@ def register(app, ctx) -> None:
     db = ctx.db
 
     @app.callback(Output("users-message", "children"), Output("users-table", "children"),
-                  Output("users-select", "options"),
+                  Output("users-select", "options"), Output("users-new-name", "value"),
                   Input("users-new-submit", "n_clicks"), Input("users-deactivate", "n_clicks"),
                   Input("users-reactivate", "n_clicks"), Input("users-reset", "n_clicks"),
                   State("users-new-name", "value"), State("users-new-role", "value"), State("users-select", "value"),
@@ -97,9 +97,10 @@ def register(app, ctx) -> None:
     def _act(_add, _off, _on, _reset, new_name, new_role, chosen):
         refused = refusal()
         if refused is not None:  # checked again here: the callback can be called without the page
-            return refused, no_update, no_update
+            return refused, no_update, no_update, no_update
         actor = auth.current_actor()
         which = callback_context.triggered_id
+        typed = no_update  # the name field is emptied once its user is added
         try:
             if which == "users-new-submit":
                 name = (new_name or "").strip()
@@ -109,6 +110,7 @@ def register(app, ctx) -> None:
                     password = records_users.add_user_with_one_time_password(db, name, new_role or "", actor)
                     message = _shown_once(f"Added {ROLE_LABELS.get(new_role or '', new_role).lower()} {name}.",
                                           password)
+                    typed = ""
             elif not chosen:
                 message = "Choose a user first."
             elif which == "users-reset":
@@ -125,7 +127,7 @@ def register(app, ctx) -> None:
         except records_users.AccountError as exc:
             message = f"Not done: {exc}."
         rows = records_users.list_users(db)
-        return message, _table(rows), _options(rows)
+        return message, _table(rows), _options(rows), typed
 
 
 page = Page(name="users", path=PATH, title="Users", layout=layout, register=register, admin=True, nav=True)
