@@ -203,12 +203,14 @@ def test_the_first_start_explains_the_admin_account_and_the_login_works_over_htt
         page = c.get("/")
         assert page.status == 200 and "_dash-config" in page.text  # the Dash page itself
         assert c.get("/_dash-layout").status == 200 and c.get("/api/live").status == 200
+        assert c.get("/patients?search=Jane+Doe-Smith").status == 200 and anonymous.get("/?q=Jane+Doe-Smith").status == 302
         assert WebClient(dash.url).login("admin", one_time).status == 401  # the one-time password is spent
     finally:
         code, err = dash.stop()
     assert code == 0, err
     everything = "".join(dash.lines) + err
     assert "a-new-admin-pass" not in everything  # no access log, no password anywhere in the output
+    assert "Doe-Smith" not in everything
     again = Dashboard(_free_port(), "--db", url)
     try:
         assert wait_for(again.announced, 120), again.lines
@@ -264,3 +266,15 @@ def test_user_reset_password_prints_a_new_one_time_password(tmp_path):
     finally:
         db.dispose()
     assert "no user 'nobody'" in one_line_error(run_steplab("user", "reset-password", "nobody", "--db", url))
+
+
+def test_the_login_lines_say_where_to_log_in_and_how_to_recover_a_lost_one_time_password():
+    from steplab.cmd_run import login_lines
+
+    first = login_lines("http://127.0.0.1:8050/", "abcd-efgh-jkmn", [])
+    assert first[1:4] == ["steplab:   log in at http://127.0.0.1:8050/login", "steplab:   user name: admin",
+                          "steplab:   one-time password: abcd-efgh-jkmn"]
+    admin = {"name": "admin", "role": "admin", "active": True, "must_change_password": False}
+    assert login_lines("http://h:1/", None, [admin]) == ["steplab: log in at http://h:1/login"]
+    pending = login_lines("http://h:1/", None, [admin | {"must_change_password": True}])
+    assert len(pending) == 2 and "steplab user reset-password admin" in pending[1]
