@@ -242,8 +242,12 @@ def run(args: argparse.Namespace) -> int:
         db = open_database(args.db)
     except DatabaseError as exc:
         raise UserError(str(exc)) from None
-    settings = DashboardSettings(secret_key=session_secret(data_dir()))
     live = build_live(args.device, args.rig, args.seed)  # a bad --device or --rig fails before the slow warm-up
+    try:
+        settings = DashboardSettings(secret_key=session_secret(data_dir()))  # made once, kept across restarts
+    except UserError:
+        live.close()
+        raise
     holder = _LateApp()  # the dashboard is plugged in once the device is known
     server = bind_server(holder, args.host, args.port)  # a busy port fails before anything is announced
     stop = threading.Event()
