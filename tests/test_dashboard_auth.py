@@ -402,6 +402,9 @@ def test_a_user_with_a_one_time_password_reaches_nothing_but_the_password_page(s
     for path in ["/_dash-layout", "/_dash-dependencies", "/api/live"]:
         r = c.get(path)
         assert r.status == 403 and "new password" in r.json()["error"], path
+    r = c.callback([("page-content", "children")], [("url", "pathname", "/patients"), ("url", "search", "")],
+                   "url.pathname")
+    assert r.status == 403 and "new password" in r.json()["error"]
     page = c.get("/account/password?next=/patients")
     assert page.status == 200 and "one-time password" in page.text and "password-back" not in page.text
     assert c.request("POST", "/account/password", form={"current": one_time, "new": "x" * 12,
