@@ -171,9 +171,11 @@ def set_active(db: Database, name: str, active: bool, actor: str | None = None) 
         if bool(u.active) == active:
             raise AccountError(f"user {name!r} is already {'active' if active else 'deactivated'}")
         if not active and u.role == "admin":
-            admins = s.scalar(select(func.count()).select_from(User).where(User.role == "admin",
-                                                                              User.active.is_(True)))
-            if (admins or 0) <= 1:
+            # the active admins' rows stay locked to the end of this transaction (PostgreSQL; SQLite writes one at
+            # a time anyway): two admins deactivating each other at once can not leave the clinic with none
+            admins = s.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
+                               .with_for_update()).all()
+            if len(admins) <= 1:
                 raise AccountError(f"{name!r} is the last active admin: add or reactivate another admin first")
         u.active = active
         _audit(s, actor, "user-reactivate" if active else "user-deactivate", name)

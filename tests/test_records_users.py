@@ -112,3 +112,28 @@ def test_a_failed_login_never_writes_down_a_name_that_is_no_user(db):
     failed = [(e["actor"], e["subject"]) for e in _log(db) if e["action"] == "login-failed"]
     assert failed == [("unknown", "user (not a known name)"), ("unknown", "user anna"), ("unknown", "user anna")]
     assert "annas-pass-1" not in json.dumps(_log(db))
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one_admin(db):
+    users.add_user(db, "boss", "admin", "boss-pass-12")
+    users.add_user(db, "second", "admin", "second-pass-1")
+    start = threading.Barrier(2, timeout=30)
+    outcome: dict[str, str] = {}
+
+    def deactivate(name: str, actor: str) -> None:
+        start.wait()
+        try:
+            users.set_active(db, name, False, actor=actor)
+            outcome[name] = "deactivated"
+        except users.AccountError as exc:
+            outcome[name] = str(exc)
+
+    threads = [threading.Thread(target=deactivate, args=("boss", "second")),
+               threading.Thread(target=deactivate, args=("second", "boss"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(v == "deactivated" for v in outcome.values()) == [False, True], outcome
+    assert "last active admin" in next(v for v in outcome.values() if v != "deactivated")
+    assert len([u for u in users.list_users(db) if u["active"] and u["role"] == "admin"]) == 1
