@@ -20,8 +20,11 @@
 
 from __future__ import annotations
 
+import math
 import secrets
+import threading
 import time
+from collections import deque
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +40,54 @@ PUBLIC_PATHS = ("/login",)
 PASSWORD_PATH = "/account/password"
 CSRF_COOKIE = "_csrf_token"  # the name Dash's renderer reads for its X-CSRFToken header
 TIMER_PROPS = (".n_intervals",)  # a callback fired only by these is no sign of a person at the screen
+
+
+FAILED_LOGINS_LIMIT = 10  # failed logins for one user name within the window before that name is refused
+FAILED_LOGINS_WINDOW_S = 15 * 60.0
+THROTTLE_MAX_NAMES = 10_000  # names remembered at most (a flood of invented names cannot fill the memory)
+
+
+class LoginThrottle:
+    """Failed logins per user name in the last ``window_s``; past ``limit`` that name is refused until they age out.
+
+    Per name, not per address: behind one clinic router every computer has the same address.  In memory only:
+    a restart (or the window passing) lifts it.
+    """
+
+    def __init__(self, limit: int = FAILED_LOGINS_LIMIT, window_s: float = FAILED_LOGINS_WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._failed: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failed.get(key, deque())
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        return times
+
+    def wait_s(self, name: str) -> float:
+        """0 when ``name`` may try; else the seconds until its oldest counted failure ages out."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(name.lower(), now)
+            return 0.0 if len(times) < self.limit else max(1.0, self.window_s - (now - times[0]))
+
+    def failed(self, name: str) -> None:
+        now = time.monotonic()
+        key = name.lower()
+        with self._lock:
+            times = self._recent(key, now)
+            times.append(now)
+            self._failed[key] = times
+            if len(self._failed) > THROTTLE_MAX_NAMES:  # forget names whose failures aged out, else the oldest
+                stale = [k for k in self._failed if not self._recent(k, now)]
+                for old in stale or list(self._failed)[:1]:
+                    del self._failed[old]
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failed.pop(name.lower(), None)
 
 
 class DashUser(UserMixin):
@@ -87,6 +138,13 @@ def fresh_login_link(next_path: str = "/", what: str = "This") -> html.Div:
     return html.Div([html.Span(f"{what} needs a recent login{age}: "),
                      html.A("log in again", href=fresh_login_url(next_path), className="fresh-login-link")],
                     className="fresh-login")
+
+
+def clear_failed_logins(name: str) -> None:
+    """Lift the failed-login limit of ``name`` (an admin gave them a new one-time password or reactivated them)."""
+    throttle = flask.current_app.extensions.get("steplab_login_throttle") if flask.has_app_context() else None
+    if throttle is not None:
+        throttle.succeeded(name)
 
 
 def csrf_token() -> str:
@@ -168,6 +226,8 @@ def install_auth(server: flask.Flask, ctx) -> None:
     )
     manager = LoginManager(server)
     manager.session_protection = "strong"
+    throttle = LoginThrottle()
+    server.extensions["steplab_login_throttle"] = throttle
 
     @manager.user_loader
     def _load(name: str):
@@ -250,9 +310,19 @@ def install_auth(server: flask.Flask, ctx) -> None:
     def _login_post():
         name = (flask.request.form.get("name") or "").strip()
         password = flask.request.form.get("password") or ""
+        wait_s = throttle.wait_s(name) if name else 0.0
+        if wait_s > 0:
+            known = records_users.get_user(db, name) is not None
+            db.write(lambda s: add_entry(s, "unknown", "login-throttled",
+                                         f"user {name}" if known else "user (not a known name)"))
+            return _login_page(error=f"Too many failed logins for this name: try again in {math.ceil(wait_s / 60)} "
+                                     "min, or ask an administrator for a new one-time password.", status=429)
         found = records_users.verify(db, name, password) if name and password else None
         if found is None:
+            if name:
+                throttle.failed(name)
             return _login_page(error="Wrong user name or password.", status=401)
+        throttle.succeeded(name)
         flask.session.clear()  # a new session for every login (no fixation)
         login_user(DashUser(found["name"], found["role"], found["must_change_password"]))
         flask.session.permanent = True

@@ -131,11 +131,13 @@ def text_of(component) -> str:
 
 
 @contextmanager
-def serving(ctx: DashContext):
+def serving(ctx: DashContext, failed_logins_limit: int | None = None):
     """The dashboard for ``ctx`` served by waitress (steplab run's bind_server) on a free local port."""
     from steplab.cmd_run import bind_server
 
     app = create_app(ctx)
+    if failed_logins_limit is not None:
+        app.server.extensions["steplab_login_throttle"].limit = failed_logins_limit
     server = bind_server(app.server, "127.0.0.1", 0)
     thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
     thread.start()
@@ -389,6 +391,26 @@ def test_user_administration_needs_a_recent_login(dashboard_db):
         r = admin.request("POST", "/login", form={"csrf_token": token, "name": ADMIN[0], "password": ADMIN[1],
                                                    "next": "/users"})
         assert r.status == 302 and r.location == "/users"  # a fresh login, back to where it was needed
+
+
+def test_repeated_failed_logins_for_a_name_are_refused_until_an_admin_resets_it(dashboard_db):
+    with serving(DashContext(db=dashboard_db), failed_logins_limit=3) as url:
+        for _ in range(3):
+            assert WebClient(url).login(CLINICIAN[0], "guess-guess-1").status == 401
+        r = WebClient(url).login(*CLINICIAN)  # even the right password, for now
+        assert r.status == 429 and "Too many failed logins" in r.text
+        assert WebClient(url).login(*ADMIN).status == 302  # other names are not held up
+        for _ in range(4):
+            WebClient(url).login("annas-secret-pass", "x")  # a password typed as the name is never written down
+        admin = WebClient(url)
+        admin.login(*ADMIN)
+        reset = text_of(users_action(admin, "users-reset", chosen=CLINICIAN[0]).json()["response"]["users-message"])
+        one_time = re.search(r"One-time password:\s+(\S+)", reset).group(1)
+        assert WebClient(url).login(CLINICIAN[0], one_time).location.startswith("/account/password")
+    log = audit(dashboard_db)
+    assert [e["subject"] for e in log if e["action"] == "login-throttled"] == [
+        f"user {CLINICIAN[0]}", "user (not a known name)"]
+    assert "annas-secret-pass" not in json.dumps(log)
 
 
 # -- one-time passwords and the password page ---------------------------------------------------------

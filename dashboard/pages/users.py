@@ -115,11 +115,14 @@ def register(app, ctx) -> None:
                 message = "Choose a user first."
             elif which == "users-reset":
                 password = records_users.reset_password(db, chosen, actor)
+                auth.clear_failed_logins(chosen)
                 message = _shown_once(f"New one-time password for {chosen}: their old password no longer works.",
                                       password)
             elif which in ("users-deactivate", "users-reactivate"):
                 active = which == "users-reactivate"
                 records_users.set_active(db, chosen, active, actor)
+                if active:
+                    auth.clear_failed_logins(chosen)
                 message = (f"{chosen} can log in again." if active
                            else f"{chosen} is deactivated: they can no longer log in (kept in the records).")
             else:
