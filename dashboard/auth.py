@@ -301,9 +301,20 @@ def install_auth(server: flask.Flask, ctx) -> None:
             return _password_page(error="The form had expired: please enter it again.", status=400)
         return flask.jsonify({"error": f"CSRF check failed: {exc.description}"}), 400
 
+    def _first_start_pending() -> bool:
+        """Only the first start's admin exists, still with its one-time password."""
+        rows = records_users.list_users(db)
+        return len(rows) == 1 and rows[0]["name"] == records_users.FIRST_ADMIN and rows[0]["must_change_password"]
+
     @server.route("/login", methods=["GET"])
     def _login_form():
-        note = "Log in again to continue." if flask.request.args.get("fresh") else ""
+        if flask.request.args.get("fresh"):
+            note = "Log in again to continue."
+        elif _first_start_pending():
+            note = (f"First start: log in as {records_users.FIRST_ADMIN} with the one-time password shown in the "
+                    "terminal that started steplab.")
+        else:
+            note = ""
         return _login_page(note=note)
 
     @server.route("/login", methods=["POST"])

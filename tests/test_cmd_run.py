@@ -196,6 +196,8 @@ def test_the_first_start_explains_the_admin_account_and_the_login_works_over_htt
         one_time = dash.one_time_password()
         anonymous = WebClient(dash.url)
         assert anonymous.get("/").location.startswith("/login")  # the dashboard opens on the login page
+        assert "First start: log in as admin with the one-time password shown in the terminal" in \
+            anonymous.get("/login").text
         assert anonymous.get("/api/live").status == 401
         r = anonymous.request("POST", "/api/recordings", body={"seconds": 2}, csrf=True)
         assert r.status == 401
@@ -205,6 +207,7 @@ def test_the_first_start_explains_the_admin_account_and_the_login_works_over_htt
         assert c.get("/_dash-layout").status == 200 and c.get("/api/live").status == 200
         assert c.get("/patients?search=Jane+Doe-Smith").status == 200 and anonymous.get("/?q=Jane+Doe-Smith").status == 302
         assert WebClient(dash.url).login("admin", one_time).status == 401  # the one-time password is spent
+        assert "First start" not in WebClient(dash.url).get("/login").text
     finally:
         code, err = dash.stop()
     assert code == 0, err
