@@ -185,10 +185,11 @@ def _timer_only() -> bool:
     return all(str(p).endswith(TIMER_PROPS) for p in fired)
 
 
-_STYLE = """<style>body{font-family:system-ui,sans-serif;background:#f8f9fa;display:flex;justify-content:center;
-margin-top:10vh}form{background:white;padding:2em 2.5em;border-radius:8px;box-shadow:0 1px 4px #0003;min-width:20em;
+_STYLE = """<style>body{font-family:system-ui,sans-serif;background:#f8f9fa;display:flex;flex-direction:column;
+align-items:center;margin-top:10vh}form{background:white;padding:2em 2.5em;border-radius:8px;box-shadow:0 1px 4px #0003;min-width:20em;
 max-width:28em}label{display:block;margin-top:1em}input{width:100%;padding:.4em;font-size:1.1em;box-sizing:border-box}
-button{margin-top:1.5em;padding:.5em 2em;font-size:1.1em}.error{color:#b00020}.note{color:#495057}</style>"""
+button{margin-top:1.5em;padding:.5em 2em;font-size:1.1em}.error{color:#b00020}.note{color:#495057}
+form.plain{background:none;box-shadow:none;padding:1em 0;min-width:0}</style>"""
 
 LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>steplab · log in</title>{style}
 </head><body><form method="post" action="/login" id="login-form"><h1>steplab</h1>
@@ -208,7 +209,9 @@ PASSWORD_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 <input id="password-new" name="new" type="password" autocomplete="new-password">
 <label for="password-again">New password again</label>
 <input id="password-again" name="again" type="password" autocomplete="new-password">
-<button id="password-submit" type="submit">Save the new password</button>{back}</form></body></html>"""
+<button id="password-submit" type="submit">Save the new password</button>{back}</form>
+<form method="post" action="/logout" class="plain"><input type="hidden" name="csrf_token" value="{csrf}">
+<button id="password-logout" type="submit">Log out</button></form></body></html>"""
 
 
 def install_auth(server: flask.Flask, ctx) -> None:

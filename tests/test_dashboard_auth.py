@@ -429,6 +429,7 @@ def test_a_user_with_a_one_time_password_reaches_nothing_but_the_password_page(s
     assert r.status == 403 and "new password" in r.json()["error"]
     page = c.get("/account/password?next=/patients")
     assert page.status == 200 and "one-time password" in page.text and "password-back" not in page.text
+    assert 'id="password-logout"' in page.text  # the one way out without choosing a password
     assert c.request("POST", "/account/password", form={"current": one_time, "new": "x" * 12,
                                                         "again": "x" * 12}).status == 400  # no token
     assert "differ" in c.change_password(one_time, "new-pass-123", "new-pass-124").text
@@ -506,6 +507,7 @@ def test_an_admin_adds_a_clinician_who_sees_not_allowed_on_users_and_is_sent_out
     driver.find_element(By.ID, "login-password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()
     dash_duo.wait_for_element("#password-new", timeout=20)
+    screenshot(dash_duo, "account-password")
     driver.find_element(By.ID, "password-current").send_keys(password)
     driver.find_element(By.ID, "password-new").send_keys("ninas-own-pass")
     driver.find_element(By.ID, "password-again").send_keys("ninas-own-pass")
