@@ -51,7 +51,8 @@ def _nav(pages) -> html.Nav:
     user = auth.current_actor()
     return html.Nav(
         [html.Span("steplab", className="brand")] + links
-        + [html.Span(f"{user} ({auth.current_role()})", id="nav-user", className="nav-user"),
+        + [html.A(f"{user} ({auth.current_role()})", href="/account/password", title="Change your password",
+                  id="nav-user", className="nav-user"),
            html.Form([dcc.Input(type="hidden", name="csrf_token", value=auth.csrf_token()),
                       html.Button("Log out", id="nav-logout", type="submit", className="nav-logout")],
                      action="/logout", method="POST", className="nav-logout-form")],

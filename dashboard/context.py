@@ -27,6 +27,8 @@ class DashboardSettings:
     lsi_threshold_pct : float
         Default limb symmetry index below which a limb difference is shown as a deficit [%]
         (each page can change it; the MDC decides whether a change is real).
+    secret_key : bytes or None
+        Signs the session cookies; None: a random key per server (``steplab run`` keeps one in STEPLAB_DATA_DIR).
     """
 
     session_idle_minutes: float = 30.0
@@ -34,6 +36,7 @@ class DashboardSettings:
     fresh_login_minutes: float = 10.0
     interval_ms: int = 200
     lsi_threshold_pct: float = 90.0
+    secret_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass

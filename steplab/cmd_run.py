@@ -6,6 +6,11 @@ live analysis run on threads of their own, so no number of web connections
 can cost a sample.  The port is bound before anything is announced (a busy
 port is a one-line error).  SIGTERM or SIGINT: the server stops taking
 requests, the live session stops (the device is closed) and the command exits 0.
+
+Access: only 127.0.0.1 unless ``--allow-remote``; the first start on a records
+database without users adds the admin ``admin`` with a one-time password that is
+printed once, on this terminal only.  The key that signs session cookies is kept
+in STEPLAB_DATA_DIR (mode 0600), so a restart keeps everyone logged in.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from __future__ import annotations
 import argparse
 import errno
 import ipaddress
+import os
+import secrets
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from steplab.errors import UserError
 
@@ -27,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="sim", help="'sim' (default), a serial port, a pyserial URL or usb:VID:PID[:SERIAL]")
     p.add_argument("--rig", default=None, metavar="FILE", help="rig description (default: the 12-channel smart step)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a --host that other computers can reach (refused without it)")
     p.add_argument("--port", type=int, default=8050, help="TCP port (default 8050)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated subject (with --device sim)")
     p.add_argument("--db", default=None, metavar="URL",
@@ -135,30 +145,109 @@ def serve_until_signalled(server, stop: threading.Event) -> str:
     return why[0]
 
 
+SECRET_FILE = "dashboard-session.key"  # in STEPLAB_DATA_DIR: signs the session cookies
+SECRET_BYTES = 32
+
+
+def _read_secret(path: Path) -> bytes:
+    mode = path.stat().st_mode  # FileNotFoundError: not made yet
+    if mode & 0o077:
+        raise UserError(f"the session key {path} can be read by other users: chmod 600 it "
+                        "(or delete it: everyone logs in again)")
+    key = path.read_bytes()
+    if len(key) < SECRET_BYTES:
+        raise UserError(f"the session key {path} is damaged: delete it (everyone logs in again)")
+    return key
+
+
+def session_secret(folder: Path) -> bytes:
+    """The dashboard's session-signing key from ``folder``; made once (random, mode 0600, atomically).
+
+    The key is written to a private temporary file and hard-linked into place, which
+    never replaces a key: of two servers starting at once, both read the one that won.
+    """
+    path = Path(folder) / SECRET_FILE
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(SECRET_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make the session key {path}: {exc.strerror or exc}") from None
+    return _read_secret(path)
+
+
+def check_host(host: str, allow_remote: bool) -> bool:
+    """True when ``host`` is this computer only; a reachable one is refused unless ``allow_remote``."""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        if host != "localhost":
+            raise UserError(f"--host {host!r} is not an IP address") from None
+        local = True
+    if not local and not allow_remote:
+        raise UserError(f"--host {host} lets other computers on the network reach the dashboard: "
+                        "add --allow-remote if that is meant")
+    return local
+
+
+def login_lines(url: str, one_time_password: str | None, users: list[dict]) -> list[str]:
+    """What the terminal says about logging in (after the "dashboard on" line)."""
+    login = url.rstrip("/") + "/login"
+    if one_time_password is not None:
+        return ["steplab: first start: no users yet, so an administrator account was made:",
+                f"steplab:   log in at {login}",
+                "steplab:   user name: admin",
+                f"steplab:   one-time password: {one_time_password}",
+                "steplab:   right after this login you choose your own password (this one is shown only here; "
+                "add clinicians on the Users page)"]
+    lines = [f"steplab: log in at {login}"]
+    admins = [u for u in users if u["role"] == "admin" and u["active"]]
+    if admins and all(u["must_change_password"] for u in admins):
+        lines.append(f"steplab: no admin has chosen a password yet; lost the one-time password? "
+                     f"run: steplab user reset-password {admins[0]['name']}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     if not (1 <= args.port <= 65535):
         raise UserError(f"--port {args.port} is outside 1..65535")
-    try:
-        local = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        if args.host != "localhost":
-            raise UserError(f"--host {args.host!r} is not an IP address") from None
-        local = True
-    if not local:
+    if not check_host(args.host, args.allow_remote):
         print(f"steplab: warning: listening on {args.host}: other computers on the network can reach the "
-              "dashboard and start recordings (it has no login yet)", file=sys.stderr, flush=True)
+              "login page, and the traffic is not encrypted (on a clinic network put it behind an HTTPS proxy)",
+              file=sys.stderr, flush=True)
     from steplab.acquisition.device import DeviceError
     from steplab.acquisition.frame_decoder import warm_up as warm_decoder
     from steplab.analysis_pipeline import warm_up as warm_dsp
     from steplab.dashboard.app import create_app
-    from steplab.dashboard.context import DashContext
-    from steplab.records.db import DatabaseError, open_database
+    from steplab.dashboard.context import DashboardSettings, DashContext
+    from steplab.records.db import DatabaseError, data_dir, open_database
+    from steplab.records.users import ensure_first_admin, list_users
 
     try:
         db = open_database(args.db)
     except DatabaseError as exc:
         raise UserError(str(exc)) from None
     live = build_live(args.device, args.rig, args.seed)  # a bad --device or --rig fails before the slow warm-up
+    try:
+        settings = DashboardSettings(secret_key=session_secret(data_dir()))  # made once, kept across restarts
+    except UserError:
+        live.close()
+        raise
     holder = _LateApp()  # the dashboard is plugged in once the device is known
     server = bind_server(holder, args.host, args.port)  # a busy port fails before anything is announced
     stop = threading.Event()
@@ -172,11 +261,13 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         reason = "stopped"
         try:
-            app = create_app(DashContext(db=db, live=live, trials_dir=trials_dir()))
+            app = create_app(DashContext(db=db, live=live, settings=settings, trials_dir=trials_dir()))
+            first_password = ensure_first_admin(db)  # only now: its password is printed right below
             holder.app = app.server
             rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
-            print(f"steplab: dashboard on http://{args.host}:{args.port}/ (device {live.device.address}, {rate})",
-                  flush=True)
+            url = f"http://{args.host}:{args.port}/"
+            print(f"steplab: dashboard on {url} (device {live.device.address}, {rate})", flush=True)
+            print("\n".join(login_lines(url, first_password, list_users(db))), flush=True)
             reason = serve_until_signalled(server, stop)
         finally:
             live.stop(reason)  # a recording in progress is finished and saved (on_trial_saved: the records hook)

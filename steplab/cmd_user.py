@@ -1,4 +1,5 @@
-"""``steplab user add NAME --role admin|clinician`` (password from stdin) and ``steplab user list``."""
+"""``steplab user add NAME --role admin|clinician`` (password from stdin), ``steplab user list`` and
+``steplab user reset-password NAME`` (a new one-time password, printed once: the way back in for a locked-out admin)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def register(sub) -> None:
     ls.add_argument("--json", action="store_true")
     add_db_option(ls)
     ls.set_defaults(func=run_list)
+    reset = usub.add_parser("reset-password", help="give a user a new one-time password (printed once); "
+                            "they choose their own at the next login")
+    reset.add_argument("name", metavar="NAME")
+    reset.add_argument("--json", action="store_true")
+    add_db_option(reset)
+    reset.set_defaults(func=run_reset)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -67,4 +74,21 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             print(f"{r['name']:<24} {r['role']:<10} {'active' if r['active'] else 'disabled'}")
+    return 0
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    from steplab.records.users import reset_password
+
+    db = open_records(args)
+    try:
+        with records_errors():
+            password = reset_password(db, args.name)  # audited with the operating-system user as actor
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps({"name": args.name, "one_time_password": password}))
+    else:
+        print(f"new one-time password for {args.name}: {password}\n"
+              "(shown only now; a new password is chosen at the next login)")
     return 0
