@@ -485,22 +485,25 @@ def measure_page_load(driver, url: str, repeats: int, timeout_s: float = PAGE_TI
 def measure_browser(*, live_seconds: float = 10.0, clinic: dict | None = None, repeats: int = 3,
                     stand_in: bool = False, stand_in_delay_ms: float = 0.0) -> dict:
     """The browser benchmark's figures (see the module's docstring); raises BrowserBenchError if it cannot run."""
+    from selenium.common.exceptions import WebDriverException
+
     shape = dict(FULL_CLINIC if clinic is None else clinic)
     out: dict = {"machine": machine_facts(),
                  "goals": {"live_fps": LIVE_FPS_GOAL, "live_delay_p95_ms": LIVE_DELAY_P95_GOAL_MS,
                            "page_load_ms": PAGE_LOAD_GOAL_MS}}
-    with tempfile.TemporaryDirectory(prefix="steplab-bench-browser-") as tmp:
-        work = Path(tmp)
-        (work / "data").mkdir()
-        clinic_facts = build_clinic_db(work / "clinic.sqlite", shape, work)
-        out["clinic"] = {**shape, **clinic_facts}
-        driver = chrome_driver()
-        try:
-            out["browser"] = {"name": driver.capabilities.get("browserName"),
-                              "version": driver.capabilities.get("browserVersion")}
-            if stand_in:
-                out["stand_in"] = measure_stand_in(driver, live_seconds, extra_delay_ms=stand_in_delay_ms)
+    driver = chrome_driver()  # before the slow clinic: no browser, no wait
+    try:
+        out["browser"] = {"name": driver.capabilities.get("browserName"),
+                          "version": driver.capabilities.get("browserVersion")}
+        if stand_in:
+            out["stand_in"] = measure_stand_in(driver, live_seconds, extra_delay_ms=stand_in_delay_ms)
+        with tempfile.TemporaryDirectory(prefix="steplab-bench-browser-") as tmp:
+            work = Path(tmp)
+            (work / "data").mkdir()
+            out["clinic"] = {**shape, **build_clinic_db(work / "clinic.sqlite", shape, work)}
             with AppProcess(f"sqlite:///{work / 'clinic.sqlite'}", work / "data") as app:
+                assert app.proc is not None
+                out["app"] = {"url": app.url, "pid": app.proc.pid}
                 login(driver, app.url)
                 code = f"P{shape['patients'] // 2 + 1:04d}"  # the patient the records benchmark reads
                 driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _LOAD_PROBE_JS})
@@ -511,8 +514,11 @@ def measure_browser(*, live_seconds: float = 10.0, clinic: dict | None = None, r
                     except BrowserBenchError as exc:
                         out["pages"][name] = {"status": "missing", "error": str(exc), "goal_met": False}
                 out["live"] = _measure_app_live(driver, app.url, live_seconds)
-        finally:
-            driver.quit()
+    except WebDriverException as exc:
+        first = str(exc.msg or exc).strip().splitlines()
+        raise BrowserBenchError(f"the browser failed: {first[0] if first else type(exc).__name__}") from None
+    finally:
+        driver.quit()
     return out
 
 
@@ -529,7 +535,7 @@ def _measure_app_live(driver, base_url: str, window_s: float) -> dict:
     return out
 
 
-def _summary(result: dict) -> list[str]:
+def summary_lines(result: dict) -> list[str]:
     lines = []
     m = result["machine"]
     lines.append(f"machine: {m['cpu_count']} x {m['cpu_model']}, Python {m['python']}, load {m['load_average_1min']}; "
@@ -575,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrowserBenchError as exc:
         print(f"bench_browser: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result) if args.json else "\n".join(_summary(result)))
+    print(json.dumps(result) if args.json else "\n".join(summary_lines(result)))
     return 0
 
 

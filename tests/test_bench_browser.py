@@ -1,0 +1,139 @@
+"""The browser benchmark's harness (benchmarks/bench_browser.py) in a tiny mode, in a real headless Chromium.
+
+No speed is asserted here (that is the benchmark's job): the tests check that the
+harness measures what it says (a known extra delay is seen, frames are counted
+once each, the numbers agree with each other), that its report has its shape
+with finite numbers, and that it leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import psutil
+import pytest
+from helpers import REPO, one_line_error, run_steplab
+
+from steplab.benchmarks import bench_browser as bb
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def driver():
+    d = bb.chrome_driver()
+    yield d
+    d.quit()
+
+
+def check_quantiles(q: dict, n: int) -> None:
+    assert q["n"] == n
+    values = [q[k] for k in ("min", "p50", "p95", "max")]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in values), q
+    assert values == sorted(values), q
+
+
+def check_live(r: dict, *, interval_ms: float | None = None) -> None:
+    """A measured live report: its numbers finite and consistent with each other."""
+    assert r["status"] == "measured", r
+    assert r["window_s"] > 0 and r["frames"] > 0
+    assert r["fps"] == pytest.approx(r["frames"] / r["window_s"], rel=0.01)
+    # every stamp written while observing is counted once; the last one or two may still await their paint
+    assert 0 <= r["stamped_frames"] - r["frames"] <= 2, r
+    assert r["frames_without_arrival"] == 0
+    n = r["frames"]
+    check_quantiles(r["delay_ms"], n)
+    check_quantiles(r["delay_dom_ms"], n)
+    for k in ("min", "p50", "p95", "max"):  # each frame is painted after its stamp is written
+        assert r["delay_dom_ms"][k] <= r["delay_ms"][k] + 1e-9, (k, r)
+    assert abs(r["clock"]["offset_ms"]) <= r["clock"]["uncertainty_ms"] + 20.0, r["clock"]  # one machine, one clock
+    if interval_ms is not None:  # a page that redraws every interval_ms cannot show more frames than that
+        assert r["frames"] <= r["window_s"] * 1000.0 / interval_ms + 2, r
+    assert r["goal_met"] == (r["fps"] >= bb.LIVE_FPS_GOAL and r["delay_ms"]["p95"] <= bb.LIVE_DELAY_P95_GOAL_MS)
+
+
+def test_a_known_extra_delay_on_the_stand_in_page_is_measured(driver):
+    extra_ms = 80.0
+    r = bb.measure_stand_in(driver, 2.0, interval_ms=30.0, extra_delay_ms=extra_ms)
+    check_live(r, interval_ms=30.0)
+    assert r["source"] == "stand-in" and r["extra_delay_ms"] == extra_ms
+    # the stamped arrival is at least extra_ms older than its fetch, which comes before its stamp and paint
+    slack = abs(r["clock"]["offset_ms"]) + r["clock"]["uncertainty_ms"] + 1.0
+    assert r["delay_dom_ms"]["min"] >= extra_ms - slack, r
+    # and the same page without the extra delay is seen that much sooner (medians of ~60 frames each)
+    r0 = bb.measure_stand_in(driver, 2.0, interval_ms=30.0, extra_delay_ms=0.0)
+    check_live(r0, interval_ms=30.0)
+    assert r["delay_dom_ms"]["p50"] - r0["delay_dom_ms"]["p50"] > extra_ms / 2, (r0, r)
+
+
+def test_a_page_without_the_stamp_is_reported_not_guessed(driver):
+    with bb.stand_in_live() as url:
+        driver.get(url)
+        driver.execute_script("document.getElementById('live-frame-stamp').remove();")
+        with pytest.raises(bb.BrowserBenchError, match="never"):
+            bb._wait(driver, "return !!document.getElementById('live-frame-stamp');", 0.5, "the stamp never came")
+        r = bb.measure_live_frames(driver, 0.5)
+    assert r["status"] == "no-frames" and r["frames"] == 0 and r["goal_met"] is False
+
+
+def finite_numbers(obj, path="") -> list[str]:
+    """Paths of every number in ``obj`` that is not finite (empty: all finite)."""
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in finite_numbers(v, f"{path}.{k}")]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in finite_numbers(v, f"{path}[{i}]")]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [path]
+    return []
+
+
+def test_the_tiny_benchmark_reports_every_figure_and_leaves_nothing_running(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_browser.py"), "--tiny", "--stand-in",
+                          "--json", "--live-seconds", "2", "--repeats", "2"],
+                         capture_output=True, text=True, timeout=540, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert finite_numbers(r) == []
+    m = r["machine"]
+    assert isinstance(m["cpu_count"], int) and m["cpu_count"] >= 1 and m["python"] == sys.version.split()[0]
+    assert r["browser"]["name"] in ("chrome", "chromium") and r["browser"]["version"]
+    assert r["goals"] == {"live_fps": 25.0, "live_delay_p95_ms": 150.0, "page_load_ms": 1000.0}
+    c = r["clinic"]
+    assert c["size"]["patients"] == c["patients"] == bb.TINY_CLINIC["patients"]
+    assert c["size"]["visits"] == c["patients"] * c["visits_per_patient"]
+    assert c["size"]["trials"] == c["size"]["visits"] * c["trials_per_visit"]
+    check_live(r["stand_in"], interval_ms=r["stand_in"]["interval_ms"])
+    # the app's live view: measured once the session page stamps its redraws, else said so
+    live = r["live"]
+    assert live["source"] == "app"
+    if live["status"] == "measured":
+        check_live(live)
+    else:
+        assert live["status"] == "no-stamp" and "live-frame-stamp" in live["error"] and live["goal_met"] is False
+    pages = r["pages"]
+    assert pages["patient_code"] == f"P{bb.TINY_CLINIC['patients'] // 2 + 1:04d}"
+    for name, real in (("patients", "table"), ("progress", "graph")):
+        p = pages[name]
+        assert p["status"] in (real, "placeholder"), p  # a page that renders nothing is a failure here
+        t = p["load_ms"]
+        assert len(t["runs"]) == 2 and t["first"] == t["runs"][0] and t["max"] == max(t["runs"])
+        assert 0 < min(t["runs"]) <= t["median"] <= t["max"]
+        assert p["goal_met"] == (p["status"] == real and t["median"] < bb.PAGE_LOAD_GOAL_MS)
+    # the dashboard it started is gone
+    pid = r["app"]["pid"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_bench_refuses_browser_with_quick():
+    line = one_line_error(run_steplab("bench", "--quick", "--browser", "--json"))
+    assert "--browser" in line and "--quick" in line
+
+
+def test_the_script_refuses_absurd_options():
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_browser.py"), "--repeats", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert one_line_error(out).startswith("bench_browser: ")
