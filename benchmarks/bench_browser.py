@@ -328,6 +328,21 @@ def _wait(driver, script: str, timeout_s: float, what: str, *args) -> Any:
 
 
 # -- the app as a child process --------------------------------------------------------------------------
+def _parent_death_signal():
+    """A function for the child (before exec) that asks for SIGTERM when the benchmark dies, even by SIGKILL.
+
+    Linux ``prctl(PR_SET_PDEATHSIG)``, looked up here in the parent so that the child only calls it; None
+    where there is no such call.
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
+
+
 class AppProcess:
     """``steplab run --device sim`` on a free port, as a child process; every wait has a deadline."""
 
@@ -340,13 +355,14 @@ class AppProcess:
         self._drains: list[threading.Thread] = []
         env = dict(os.environ, STEPLAB_DATA_DIR=str(data_dir))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p)
+        die_with_parent = _parent_death_signal()
         for _attempt in range(3):  # a free port can be taken between asking and binding
             self.port = free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "steplab.cli", "run", "--device", "sim", "--port", str(self.port),
                  "--db", db_url], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, bufsize=1, env=env)
+                text=True, bufsize=1, env=env, preexec_fn=die_with_parent)
             self._drains = [threading.Thread(target=self._drain, args=(self.proc.stdout, True), daemon=True),
                             threading.Thread(target=self._drain, args=(self.proc.stderr, False), daemon=True)]
             for t in self._drains:
@@ -553,9 +569,16 @@ def measure_page_load(driver, url: str, repeats: int, timeout_s: float = PAGE_TI
 
 # -- the whole benchmark ---------------------------------------------------------------------------------
 def measure_browser(*, live_seconds: float = 10.0, clinic: dict | None = None, repeats: int = 3,
-                    stand_in: bool = False, stand_in_delay_ms: float = 0.0) -> dict:
-    """The browser benchmark's figures (see the module's docstring); raises BrowserBenchError if it cannot run."""
+                    stand_in: bool = False, stand_in_delay_ms: float = 0.0, progress: bool = False) -> dict:
+    """The browser benchmark's figures (see the module's docstring); raises BrowserBenchError if it cannot run.
+
+    ``progress``: say on stderr what it is doing (one line per step).
+    """
     from selenium.common.exceptions import WebDriverException
+
+    def say(line: str) -> None:
+        if progress:
+            print(f"bench_browser: {line}", file=sys.stderr, flush=True)
 
     shape = dict(FULL_CLINIC if clinic is None else clinic)
     out: dict = {"machine": machine_facts(),
@@ -570,10 +593,13 @@ def measure_browser(*, live_seconds: float = 10.0, clinic: dict | None = None, r
         with tempfile.TemporaryDirectory(prefix="steplab-bench-browser-") as tmp:
             work = Path(tmp)
             (work / "data").mkdir()
+            say(f"building the clinic ({shape['patients']} patients)…")
             out["clinic"] = {**shape, **build_clinic_db(work / "clinic.sqlite", shape, work)}
+            say("starting steplab run…")
             with AppProcess(f"sqlite:///{work / 'clinic.sqlite'}", work / "data") as app:
                 assert app.proc is not None
                 out["app"] = {"url": app.url, "pid": app.proc.pid}
+                say(f"steplab run on {app.url} (pid {app.proc.pid}); timing the pages…")
                 login(driver, app.url)
                 code = f"P{shape['patients'] // 2 + 1:04d}"  # the patient the records benchmark reads
                 driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _LOAD_PROBE_JS})
@@ -588,12 +614,14 @@ def measure_browser(*, live_seconds: float = 10.0, clinic: dict | None = None, r
                         driver = chrome_driver()
                         login(driver, app.url)
                         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _LOAD_PROBE_JS})
+                say("measuring the live view…")
                 out["live"] = _measure_app_live(driver, app.url, live_seconds)
     except WebDriverException as exc:
         first = str(exc.msg or exc).strip().splitlines()
         raise BrowserBenchError(f"the browser failed: {first[0] if first else type(exc).__name__}") from None
     finally:
-        driver.quit()
+        with contextlib.suppress(Exception):  # a browser that already died has nothing left to stop
+            driver.quit()
     out["machine"]["load_average_1min_end"] = machine_facts()["load_average_1min"]
     return out
 
@@ -653,12 +681,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.live_seconds <= 0 or args.repeats < 1:
         print("bench_browser: --live-seconds must be positive and --repeats at least 1", file=sys.stderr)
         return 2
+
+    def on_term(signum, _frame):  # `kill`/`timeout`: unwind, so that the app and the browser are stopped
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         result = measure_browser(live_seconds=args.live_seconds, clinic=TINY_CLINIC if args.tiny else None,
-                                 repeats=args.repeats, stand_in=args.stand_in)
+                                 repeats=args.repeats, stand_in=args.stand_in, progress=True)
     except BrowserBenchError as exc:
         print(f"bench_browser: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench_browser: interrupted (the app and the browser were stopped)", file=sys.stderr)
+        return 130
     print(json.dumps(result) if args.json else "\n".join(summary_lines(result)))
     return 0
 

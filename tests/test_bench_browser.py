@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import subprocess
 import sys
+import threading
+import time
 
 import psutil
 import pytest
-from helpers import REPO, one_line_error, run_steplab
+from helpers import REPO, one_line_error, run_steplab, wait_for
 
 from steplab.benchmarks import bench_browser as bb
 
@@ -99,11 +102,17 @@ def finite_numbers(obj, path="") -> list[str]:
 
 
 def test_the_tiny_benchmark_reports_every_figure_and_leaves_nothing_running(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_browser.py"), "--tiny", "--stand-in",
-                          "--json", "--live-seconds", "2", "--repeats", "2"],
-                         capture_output=True, text=True, timeout=540, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    r = json.loads(out.stdout)
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "bench_browser.py"), "--tiny", "--stand-in",
+                             "--json", "--live-seconds", "2", "--repeats", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        stdout, stderr = proc.communicate(timeout=480)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # the benchmark unwinds on SIGTERM: its app and browser are stopped
+        stdout, stderr = proc.communicate(timeout=60)
+        pytest.fail(f"the tiny benchmark took over 480 s: {stderr[-2000:]}")
+    assert proc.returncode == 0, stderr
+    r = json.loads(stdout)
     assert finite_numbers(r) == []
     m = r["machine"]
     assert isinstance(m["cpu_count"], int) and m["cpu_count"] >= 1 and m["python"] == sys.version.split()[0]
@@ -135,6 +144,57 @@ def test_the_tiny_benchmark_reports_every_figure_and_leaves_nothing_running(tmp_
     # the dashboard it started is gone
     pid = r["app"]["pid"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_terminated_benchmark_stops_the_app_it_started(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "bench_browser.py"), "--tiny", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    lines: queue.Queue[str] = queue.Queue()
+    stderr: list[str] = []
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            stderr.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    pid = None
+    try:
+        deadline = time.monotonic() + 400
+        while pid is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                line = lines.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if "(pid " in line:  # its progress line once the app is serving
+                pid = int(line.split("(pid ", 1)[1].split(")", 1)[0])
+        assert pid is not None and psutil.pid_exists(pid), f"the app was never started: {''.join(stderr)}"
+        children = psutil.Process(proc.pid).children(recursive=True)  # the app, chromium-driver, chromium
+        assert pid in {c.pid for c in children} and len(children) >= 3, children
+        proc.terminate()
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        reader.join(10)
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        if proc.stderr is not None and not reader.is_alive():
+            proc.stderr.close()
+    assert proc.returncode == 130 and stdout == "", (proc.returncode, stdout, stderr)
+    assert "interrupted" in stderr[-1]
+
+    def alive(c: psutil.Process) -> bool:
+        try:
+            return c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    assert wait_for(lambda: not any(alive(c) for c in children), timeout_s=30), [c for c in children if alive(c)]
 
 
 def test_bench_refuses_browser_with_quick():
