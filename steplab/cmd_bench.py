@@ -13,15 +13,20 @@ def register(sub) -> None:
                        description="Benchmarks: the numba analysis core against the plain NumPy/SciPy reference "
                        "on the same data in the same run, the frame decoder's throughput with CRC checks, the "
                        "streaming path's block latency, the records database (a clinic's year in SQLite and PostgreSQL; a small "
-                       "clinic with --quick) and (without --quick) a 16-channel 4 kHz recording.")
+                       "clinic with --quick) and (without --quick) a 16-channel 4 kHz recording; with --browser "
+                       "also the dashboard in headless Chromium.")
     p.add_argument("--quick", action="store_true", help="finish in under 30 s")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--recording-seconds", type=float, default=60.0, metavar="S",
                    help="length of the 16 ch x 4 kHz recording benchmark (default 60; skipped with --quick)")
+    p.add_argument("--browser", action="store_true",
+                   help="also measure the dashboard in headless Chromium (needs chromium and chromium-driver; "
+                   "a few minutes; not with --quick): live frames per second and arrival-to-screen delay, "
+                   "patient list and progress page loads in the clinic's year")
     p.set_defaults(func=run)
 
 
-def collect(quick: bool, recording_seconds: float = 60.0) -> dict:
+def collect(quick: bool, recording_seconds: float = 60.0, browser: bool = False) -> dict:
     from steplab.benchmarks.bench_decoder import measure_decoder
     from steplab.benchmarks.bench_dsp import measure_dsp
 
@@ -42,13 +47,22 @@ def collect(quick: bool, recording_seconds: float = 60.0) -> dict:
         from steplab.benchmarks.bench_recording import measure_recording
 
         result["recording"] = measure_recording(seconds=recording_seconds)
+    if browser:
+        from steplab.benchmarks.bench_browser import BrowserBenchError, measure_browser
+
+        try:
+            result["browser"] = measure_browser(stand_in=True)
+        except BrowserBenchError as exc:
+            result["browser"] = {"error": str(exc)}
     return result
 
 
 def run(args: argparse.Namespace) -> int:
     if args.recording_seconds < 0:
         raise UserError("--recording-seconds must not be negative")
-    result = collect(args.quick, args.recording_seconds)
+    if args.browser and args.quick:
+        raise UserError("--browser takes minutes: run it without --quick")
+    result = collect(args.quick, args.recording_seconds, args.browser)
     if args.json:
         print(json.dumps(result))
     else:
@@ -75,4 +89,10 @@ def run(args: argparse.Namespace) -> int:
             r = result["recording"]
             print(f"recording 16 ch x 4 kHz for {r['seconds']:g} s: {r['samples']} samples, {r['lost_samples']} lost, "
                   f"recorder CPU {r['recorder_cpu_pct_of_one_core']} % of one core")
+        if "browser" in result:
+            from steplab.benchmarks.bench_browser import summary_lines
+
+            b = result["browser"]
+            for line in [f"browser: {b['error']}"] if "error" in b else summary_lines(b):
+                print(f"browser {line}")
     return 0
