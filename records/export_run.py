@@ -145,10 +145,11 @@ def export_records(db: Database, fmt: str, out: str | Path, *, trial_id: int | N
         else:
             out.mkdir()
             quiet = len(trials) < 2 or progress_bar is False
-            bar = tqdm(trials, unit="trial", file=sys.stderr, disable=True if quiet else (None if progress_bar is None
-                                                                                          else False), leave=False)
+            # no tqdm object at all when quiet: even a disabled bar starts tqdm's monitor thread
+            bar = None if quiet else tqdm(trials, unit="trial", file=sys.stderr,
+                                          disable=None if progress_bar is None else False, leave=False)
             try:
-                for et in bar:
+                for et in trials if bar is None else bar:
                     if et.trial is None:  # a C3D/CSV import: said (``skipped``), not silently dropped
                         skipped.append(et.trial_id)
                         continue
@@ -160,7 +161,8 @@ def export_records(db: Database, fmt: str, out: str | Path, *, trial_id: int | N
                 out.rmdir()
                 raise
             finally:
-                bar.close()
+                if bar is not None:
+                    bar.close()
             if not files:
                 out.rmdir()
                 raise RecordsError(f"none of the trials has a steplab recording to export as {fmt}")
