@@ -12,6 +12,7 @@ import pytest
 from helpers import browser_login, screenshot, wait_for
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from sqlalchemy import event, select
 
 from steplab.dashboard.app import create_app
@@ -48,13 +49,23 @@ def row_codes(dash_duo) -> list[str] | None:
         return None
 
 
+def type_into(dash_duo, selector: str, text: str) -> None:
+    """Replace a text box's content by ``text`` as a user would (select all, type), and check it took."""
+    def typed() -> bool:
+        el = dash_duo.find_element(selector)
+        el.send_keys(Keys.CONTROL, "a")
+        el.send_keys(Keys.BACKSPACE)
+        if text:
+            el.send_keys(text)
+        return el.get_attribute("value") == text
+
+    assert wait_for(typed, timeout_s=TIMEOUT_S, interval_s=0.3), (selector, text)
+
+
 def submit_new(dash_duo, code: str, birth_year: str = "", height: str = "") -> None:
     for sel, text in (("#patient-new-code", code), ("#patient-new-birth-year", birth_year),
                       ("#patient-new-height", height)):
-        el = dash_duo.find_element(sel)
-        dash_duo.clear_input(el)
-        if text:
-            el.send_keys(text)
+        type_into(dash_duo, sel, text)
     dash_duo.find_element("#patient-new-submit").click()
 
 
@@ -98,17 +109,14 @@ def test_create_search_and_refuse_bad_input_on_the_list(dash_duo, dashboard_db):
         assert code == "HIP-042" or facts(db, code) is None
     assert facts(db, "HIP-042")["birth_year"] == 1962 and len(audit(db)) == 1
 
-    search_box = dash_duo.find_element("#patients-search")
-    search_box.send_keys("hip")
+    type_into(dash_duo, "#patients-search", "hip")
     assert wait_for(lambda: row_codes(dash_duo) == ["HIP-042"], timeout_s=TIMEOUT_S), row_codes(dash_duo)
     assert "1 patient match" in dash_duo.find_element("#patients-count").text
-    dash_duo.clear_input(search_box)
-    search_box.send_keys("MENISC")  # notes are searched too, in any case
+    type_into(dash_duo, "#patients-search", "MENISC")  # notes are searched too, in any case
     assert wait_for(lambda: row_codes(dash_duo) == ["KNEE-001"], timeout_s=TIMEOUT_S), row_codes(dash_duo)
-    dash_duo.clear_input(search_box)
-    search_box.send_keys("nobody")
+    type_into(dash_duo, "#patients-search", "nobody")
     dash_duo.wait_for_contains_text("#patients-table", "No patient found", timeout=TIMEOUT_S)
-    dash_duo.clear_input(search_box)
+    type_into(dash_duo, "#patients-search", "")
     assert wait_for(lambda: len(row_codes(dash_duo) or []) == 3, timeout_s=TIMEOUT_S), row_codes(dash_duo)
     assert NAME not in dash_duo.driver.page_source and "Hildegunde" not in dash_duo.driver.page_source
     show_whole_page(dash_duo)
@@ -142,9 +150,7 @@ def test_patient_page_edits_and_lists_visits(dash_duo, dashboard_db):
     assert "involved limb: right" in dash_duo.find_element("#patient-facts").text
     assert audit(db) == [("clin", "patient-edit", "patient KNEE-001")]
 
-    height = dash_duo.find_element("#patient-edit-height")
-    dash_duo.clear_input(height)
-    height.send_keys("1.68")  # metres, not cm: refused, and nothing else of the form is written
+    type_into(dash_duo, "#patient-edit-height", "1.68")  # metres, not cm: refused, and nothing else of the form is written
     notes = dash_duo.find_element("#patient-edit-notes")
     notes.send_keys(" - 6 weeks")
     dash_duo.find_element("#patient-edit-save").click()
