@@ -187,6 +187,6 @@ def test_the_list_of_a_clinic_year_is_one_query(tmp_path):
         assert len(selects) == 1, statements
         body = json.loads(json.dumps(page.to_plotly_json(), default=lambda o: o.to_plotly_json()))
         text = json.dumps(body)
-        assert text.count('"patient-row"') == 500 and "P0001" in text and "P0500" in text
+        assert text.count('class=\\"patient-row') == 500 and "P0001" in text and "P0500" in text
     finally:
         db.dispose()
