@@ -107,7 +107,7 @@ def layout(ctx, params, query):
         html.P("Use a pseudonymous code (letters, digits, . _ -), never the patient's name.", className="hint"),
         html.Div([
             html.Label(["Code", dcc.Input(id="patient-new-code", type="text", placeholder="e.g. KNEE-014",
-                                          autoComplete="off", maxLength=64)]),
+                                          autoComplete="off", maxLength=64)], className="code-label"),
             html.Label(["Involved limb", dcc.Dropdown(id="patient-new-involved", options=INVOLVED_OPTIONS,
                                                       placeholder="choose", clearable=True)],
                        className="dropdown-label"),
