@@ -68,6 +68,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when none is shown."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
 def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id: str, *,
                        progress_bar: bool = False, include_report: bool = True) -> Path:
     """Write the ZIP bundle of ``visit_id`` to ``path`` (atomic, never replaces a file); returns the path.
@@ -97,8 +110,9 @@ def write_visit_bundle(path: str | Path, history: ExportPatientHistory, visit_id
         work = Path(work_s)
         (work / "trials").mkdir()
         members: list[tuple[str, str, str | None]] = []  # (archive name, kind, trial id)
-        with tqdm(total=steps, desc=f"export visit {visit.visit_id}", unit="file", disable=not progress_bar,
-                  file=sys.stderr, leave=False) as bar:
+        bar_cm = (tqdm(total=steps, desc=f"export visit {visit.visit_id}", unit="file", file=sys.stderr, leave=False)
+                  if progress_bar else _NoBar())  # no tqdm object when quiet: it would start a monitor thread
+        with bar_cm as bar:
             for et in visit.trials:
                 base = names[et.trial_id]
                 if et.trial is not None:  # a trial imported from C3D / CSV has no raw recording to export
