@@ -136,20 +136,25 @@ def _controls(ctx, query):
             html.Div(control.message, id="session-recording-status", className="message"),
             html.Div(id="session-analysis-note", className="note"),
         ]),
-        html.Section([
-            html.H3("4 · Trials of this visit"),
-            html.Div(_trials_table(control), id="session-trials"),
-            html.H4("Last trial"),
-            html.Label("Pain during the trial (0-10)", htmlFor="session-pain"),
-            dcc.Input(id="session-pain", type="number", min=0, max=10, step=0.5),
-            html.Label("Movement quality (0-6)", htmlFor="session-quality"),
-            dcc.Input(id="session-quality", type="number", min=0, max=6, step=1),
-            html.Button("Save scores", id="session-save-scores"),
-            html.Div(id="session-scores-message", className="message"),
-        ]),
         dcc.Interval(id="session-tick", interval=TICK_MS),
         dcc.Store(id="session-version", data=control.version),
     ], className="session-controls")
+
+
+def _results(control: SessionControl):
+    return html.Section([
+        html.H3("4 · Trials of this visit"),
+        html.Div(_trials_table(control), id="session-trials"),
+        html.Div([
+            html.Span("Last trial:", className="scores-title"),
+            html.Label(["pain during it (0-10) ", dcc.Input(id="session-pain", type="number", min=0, max=10,
+                                                            step=0.5)]),
+            html.Label(["movement quality (0-6) ", dcc.Input(id="session-quality", type="number", min=0, max=6,
+                                                             step=1)]),
+            html.Button("Save scores", id="session-save-scores"),
+        ], className="session-scores"),
+        html.Div(id="session-scores-message", className="message"),
+    ], className="session-results")
 
 
 def _live_panel(live: LiveFeed):
@@ -187,7 +192,8 @@ def layout(ctx, params, query):
     if live is None:
         return html.Div([html.H2("Session"), html.P("No rig is attached to this dashboard (start it with "
                                                     "steplab run --device …).")], id="session-page")
-    return html.Div([_controls(ctx, query), _live_panel(live)], id="session-page", className="session-page")
+    return html.Div([_controls(ctx, query), html.Div([_live_panel(live), _results(control_for(ctx))])],
+                    id="session-page", className="session-page")
 
 
 def _num(value) -> float | None:
