@@ -72,7 +72,7 @@ from steplab.acquisition.ring_buffer import CountsRing
 from steplab.acquisition.session import AcquisitionSession
 from steplab.calibration.apply import calibrated_forces
 from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
-from steplab.calibration.tare import AutoTarePolicy, LiveTare, TareError, compute_tare
+from steplab.calibration.tare import AutoTarePolicy, LiveTare, TareError, compute_tare, plate_force_n
 from steplab.dsp.params import ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import RepResult
 from steplab.dsp.streaming import StreamingAnalyzer
@@ -759,8 +759,12 @@ class LiveFeed:
             channels = cal.channel_index[p, slots]
             plate_cells = [cells[int(ch)] for ch in channels]
             limit = policy.unloaded_max_n(sum(c.capacity_n for c in plate_cells), self.calibrated)
+            sens = [c.nominal_counts_per_n for c in plate_cells]
+            load = float(np.mean(plate_force_n(counts[:, channels], offsets[p, slots], sens)))
+            if abs(load) > limit:  # before steadiness: a person on the plate is "loaded", not "unsteady"
+                raise LiveRefused(f"{role} is not unloaded (it reads {load:.0f} N): clear the plates and tare again")
             try:
-                tare = compute_tare(counts[:, channels], rate, [c.nominal_counts_per_n for c in plate_cells],
+                tare = compute_tare(counts[:, channels], rate, sens,
                                     min_duration_s=TARE_S, reference_offsets_counts=offsets[p, slots],
                                     max_load_n=limit)
             except TareError as exc:
