@@ -86,12 +86,25 @@ def test_a_visit_is_run_on_the_session_page_with_the_live_view(dash_duo, dashboa
     frame1, arrival_ms = _stamp(dash_duo)
     assert frame1 >= frame0 + 20, "live.js does not draw new frames"
     assert arrival_ms is not None and abs(arrival_ms / 1000 - time.time()) < 60  # a host wall-clock time
-    traces = dash_duo.driver.execute_script(
-        "const gd = document.querySelector('#live-forces .js-plotly-plot');"
-        "return gd.data.map(t => [t.name, t.y.length, t.x[t.x.length - 1]]);")
-    assert [t[0] for t in traces] == ["box", "floor_left", "floor_right"]
-    assert all(n > 50 for _, n, _ in traces)
-    assert all(n <= 1000 for _, n, _ in traces)  # the 10 s window at 100 points/s, never more
+    # the canvas shows exactly the feed's display values, block by block, over the 10 s window at most
+    drawn = dash_duo.driver.execute_script(
+        "const T = window.steplabLiveState.traces;"
+        "return {names: T.names, blocks: T.blocks, y: T.y,"
+        " points: document.getElementById('live-forces-canvas').getAttribute('data-points')};")
+    assert drawn["names"] == ["box", "floor_left", "floor_right"]
+    assert 50 < len(drawn["blocks"]) <= 1000 and int(drawn["points"]) == len(drawn["blocks"])
+    snap = live.snapshot()
+    at = {int(round(t * 100 - 0.9)): k for k, t in enumerate(snap.time_s)}  # block number → index (10 samples)
+    common = [(i, at[b]) for i, b in enumerate(drawn["blocks"]) if b in at]
+    assert len(common) > 20
+    for p, name in enumerate(drawn["names"]):
+        for i, k in common:
+            got, want = drawn["y"][p][i], snap.fz_n[name][k]
+            assert (got is None) if want != want else got == pytest.approx(want, abs=0.051)
+    y_range = dash_duo.driver.execute_script("return window.steplabLiveState.traces.yr;")
+    assert -100 <= y_range[0] <= 0 and 800 <= y_range[1] <= 2000  # the force axis fits the forces drawn
+    assert [e.text for e in dash_duo.find_elements(".forces-legend .legend-item")] == ["box", "floor left",
+                                                                                     "floor right"]
     # start the visit (battery defaults), then tare (someone is on the box: refused) and weigh
     dash_duo.find_element("#session-start-visit").click()
     visit_text = _wait_text(dash_duo, "#session-visit", r"Visit \d+ of P-0042")
@@ -131,9 +144,11 @@ def test_a_visit_is_run_on_the_session_page_with_the_live_view(dash_duo, dashboa
     assert n_shown <= len(live.reps)
     header = _text(dash_duo, "#live-reps-table thead")
     assert "landing peak force (BW)" in header and "time to stabilization (s)" in header
+    y_range = dash_duo.driver.execute_script("return window.steplabLiveState.traces.yr;")
+    assert 800 <= y_range[1] <= 2000, y_range  # still fits after minutes of redraws and a restart
     bar = dash_duo.find_element("#live-loadbar").get_attribute("class")
     assert bar.split()[-1] in ("in-band", "out-of-band", "no-load")
-    dash_duo.driver.set_window_size(1600, 1000)
+    dash_duo.driver.set_window_size(1600, 1400)
     dash_duo.driver.execute_script("window.scrollTo(0, 0);")
     time.sleep(1.0)  # a few frames at the new size
     screenshot(dash_duo, "live-session")

@@ -1,6 +1,7 @@
-/* steplab live view: polls GET /api/live/frame about 30 times a second while the session page is open and
- * extends the force traces with the new blocks only (Plotly.extendTraces), updates the readouts, the
- * left/right load bar and the live reps.  One request at a time; nothing runs on other pages.
+/* steplab live view: polls GET /api/live/frame about 30 times a second while the session page is open (once a
+ * second in a hidden tab), keeps the last window of the force traces (only the new blocks come) and redraws
+ * them on a canvas at the next animation frame; updates the readouts, the left/right load bar and the live
+ * reps.  One request at a time; nothing runs on other pages.
  *
  * Benchmark hooks on #live-frame-stamp, set right after the new data is drawn (before the next paint):
  *   data-frame       +1 per frame drawn
@@ -8,7 +9,7 @@
  */
 (function () {
   "use strict";
-  var S = {gen: null, last: -1, reps: -1, band: [45, 55], gd: null, frame: 0, share: null};
+  var S = {gen: null, last: -1, reps: -1, band: [45, 55], root: null, frame: 0, share: null};
   window.steplabLiveState = S;
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
@@ -118,43 +119,121 @@
     s.setAttribute("data-frame", String(S.frame));
   }
 
-  function draw(gd, f) {
-    readouts(f);
+  /* -- the force traces: a canvas redrawn only when new blocks came (a few ms, unlike a Plotly redraw) -- */
+  var T = {blocks: [], y: [], names: [], colours: {}, windowPoints: 0, blockS: 0.01, offsetS: 0, yr: null,
+           pending: null, fresh: false, raf: 0};
+  S.traces = T;  // what is drawn (block numbers, values per plate), for tests and the benchmark
+
+  function take(f) {
     var n = f.fz.length ? f.fz[0].length : 0;
-    var restart = f.reset || S.gen !== f.generation;
+    var restart = f.reset || S.gen !== f.generation || T.names.length !== f.names.length;
     S.gen = f.generation;
     S.last = f.last_block;
-    if (!n && !restart) { return Promise.resolve(); }
-    var x = new Array(n);
-    var bs = f.block_samples;
-    for (var k = 0; k < n; k++) { x[k] = ((f.first_block + k) * bs + bs - 1) / f.rate_hz; }
-    var idx = f.fz.map(function (_, i) { return i; });
-    var done;
-    if (restart || gd.data.length !== f.fz.length) {
-      var traces = f.names.map(function (name, i) {
-        var old = gd.data[i] || {type: "scatter", mode: "lines", name: name};
-        return Object.assign({}, old, {x: x.slice(), y: f.fz[i]});
-      });
-      done = window.Plotly.react(gd, traces, gd.layout);
-    } else {
-      done = window.Plotly.extendTraces(gd, {x: idx.map(function () { return x; }), y: f.fz}, idx,
-                                        f.window_points);
+    if (restart) {
+      T.blocks = []; T.y = f.names.map(function () { return []; }); T.names = f.names.slice(); T.yr = null;
     }
-    return Promise.resolve(done).then(function () {
-      if (!n) { return; }
-      return new Promise(function (resolve) {
-        window.requestAnimationFrame(function () { stamp(f.arrival_ms); resolve(); });
-      });
+    if (!n) { return restart; }
+    T.blockS = f.block_samples / f.rate_hz;
+    T.offsetS = (f.block_samples - 1) / f.rate_hz;
+    T.windowPoints = f.window_points;
+    for (var k = 0; k < n; k++) { T.blocks.push(f.first_block + k); }
+    for (var p = 0; p < f.fz.length; p++) { Array.prototype.push.apply(T.y[p], f.fz[p]); }
+    var extra = T.blocks.length - T.windowPoints;
+    if (extra > 0) {
+      T.blocks.splice(0, extra);
+      for (p = 0; p < T.y.length; p++) { T.y[p].splice(0, extra); }
+    }
+    return true;
+  }
+
+  function niceStep(span, n) {
+    var raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), r = raw / mag;
+    return (r <= 1 ? 1 : r <= 2 ? 2 : r <= 5 ? 5 : 10) * mag;
+  }
+
+  function paint(canvas) {
+    var box = canvas.parentNode;
+    var dpr = window.devicePixelRatio || 1;
+    var w = Math.max(200, box.clientWidth), h = Number(canvas.getAttribute("data-height")) || 300;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+      canvas.style.width = w + "px"; canvas.style.height = h + "px";
+    }
+    var g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    var L = 56, R = 10, TOP = 8, B = 26, pw = w - L - R, ph = h - TOP - B;
+    var nb = T.blocks.length;
+    var lo = 0, hi = 100;  // N: the range grows at once and shrinks only at a restart, so it never jumps about
+    for (var p = 0; p < T.y.length; p++) {
+      for (var i = 0; i < nb; i++) {
+        var v = T.y[p][i];
+        if (v !== null) { if (v < lo) { lo = v; } if (v > hi) { hi = v; } }
+      }
+    }
+    var room = 0.04 * (hi - lo);  // a margin around the data, taken once (never compounded frame after frame)
+    lo -= room; hi += room;
+    if (T.yr) { lo = Math.min(lo, T.yr[0]); hi = Math.max(hi, T.yr[1]); }
+    T.yr = [lo, hi];
+    var ystep = niceStep(hi - lo, 5);
+    var tEnd = nb ? T.blocks[nb - 1] * T.blockS + T.offsetS : 0;
+    var span = T.windowPoints * T.blockS || 10, t0 = tEnd - span;
+    function X(t) { return L + (t - t0) / span * pw; }
+    function Y(v) { return TOP + (hi - v) / (hi - lo) * ph; }
+    g.font = "11px system-ui, sans-serif"; g.fillStyle = "#495057"; g.strokeStyle = "#e9ecef"; g.lineWidth = 1;
+    g.textAlign = "right"; g.textBaseline = "middle";
+    for (var yv = Math.ceil(lo / ystep) * ystep; yv <= hi + 1e-9; yv += ystep) {
+      g.beginPath(); g.moveTo(L, Math.round(Y(yv)) + 0.5); g.lineTo(L + pw, Math.round(Y(yv)) + 0.5); g.stroke();
+      g.fillText(String(Math.round(yv)), L - 6, Y(yv));
+    }
+    g.textAlign = "center"; g.textBaseline = "top";
+    var tstep = niceStep(span, 10);
+    for (var tv = Math.ceil(t0 / tstep) * tstep; tv <= tEnd + 1e-9; tv += tstep) {
+      if (tv < 0) { continue; }
+      g.beginPath(); g.moveTo(Math.round(X(tv)) + 0.5, TOP); g.lineTo(Math.round(X(tv)) + 0.5, TOP + ph); g.stroke();
+      g.fillText(String(Math.round(tv * 10) / 10), X(tv), TOP + ph + 6);
+    }
+    g.save();
+    g.beginPath(); g.rect(L, TOP, pw, ph); g.clip();
+    g.lineWidth = 1.6; g.lineJoin = "round";
+    for (p = 0; p < T.y.length; p++) {
+      g.strokeStyle = T.colours[T.names[p]] || "#343a40";
+      g.beginPath();
+      var pen = false;
+      for (i = 0; i < nb; i++) {
+        var yy = T.y[p][i];
+        if (yy === null) { pen = false; continue; }  // a lost block: a gap, never a line across it
+        var xx = X(T.blocks[i] * T.blockS + T.offsetS);
+        if (pen) { g.lineTo(xx, Y(yy)); } else { g.moveTo(xx, Y(yy)); pen = true; }
+      }
+      g.stroke();
+    }
+    g.restore();
+    canvas.setAttribute("data-points", String(nb));
+    canvas.setAttribute("data-t-end-s", tEnd.toFixed(3));
+  }
+
+  function schedule(arrivalMs, fresh) {
+    if (fresh) { T.pending = arrivalMs; T.fresh = true; }
+    if (T.raf) { return; }
+    T.raf = window.requestAnimationFrame(function () {
+      T.raf = 0;
+      var canvas = el("live-forces-canvas");
+      if (!canvas) { return; }
+      paint(canvas);
+      if (T.fresh) { T.fresh = false; stamp(T.pending); }  // drawn: this frame shows the newest sample taken
     });
   }
 
   function loop() {
     var root = el("session-live");
-    if (!root) { S.gd = null; window.setTimeout(loop, 250); return; }
-    var gd = document.querySelector("#live-forces .js-plotly-plot");
-    if (!gd || !window.Plotly || !gd.data) { window.setTimeout(loop, 50); return; }
-    if (gd !== S.gd) { S.gd = gd; S.gen = null; S.last = -1; S.reps = -1; }
-    var interval = Number(root.getAttribute("data-interval-ms")) || 33;
+    var canvas = el("live-forces-canvas");
+    if (!root || !canvas) { S.root = null; window.setTimeout(loop, 250); return; }
+    if (root !== S.root) {
+      S.root = root; S.gen = null; S.last = -1; S.reps = -1;
+      try { T.colours = JSON.parse(root.getAttribute("data-colours") || "{}"); } catch (e) { T.colours = {}; }
+    }
+    var interval = document.hidden ? 1000 : (Number(root.getAttribute("data-interval-ms")) || 33);
     var t0 = window.performance.now();
     var wait = interval;
     var url = "/api/live/frame?after=" + S.last + "&reps=" + S.reps + (S.gen === null ? "" : "&gen=" + S.gen);
@@ -163,7 +242,11 @@
         if (!r.ok) { throw new Error(r.status === 401 ? "logged out: log in again" : "the dashboard answered " + r.status); }
         return r.json();
       })
-      .then(function (f) { return draw(gd, f); })
+      .then(function (f) {
+        readouts(f);
+        var fresh = f.fz.length > 0 && f.fz[0].length > 0;
+        if (take(f)) { schedule(f.arrival_ms, fresh); }
+      })
       .catch(function (err) { setText("live-status", "no live data: " + err.message); wait = 1000; })
       .then(function () {
         window.setTimeout(loop, Math.max(0, wait - (window.performance.now() - t0)));

@@ -2,9 +2,10 @@
 
 The live view (forces of every plate, the left/right load bar with its target
 band, connection and data quality, live reps) is drawn by ``assets/live.js``,
-which polls ``GET /api/live/frame`` (behind the login) about 30 times a second
-and extends the Plotly traces with the new blocks only; no Dash callback runs
-per frame.  Every redraw stamps ``#live-frame-stamp``: ``data-frame`` (+1 per
+which polls ``GET /api/live/frame`` (behind the login) about 30 times a second,
+receives the new display blocks only and redraws the traces on a canvas (a few
+ms; a Plotly redraw of the same traces took ~100 ms in headless chromium on
+the busy lab machine); no Dash callback runs per frame.  Every redraw stamps ``#live-frame-stamp``: ``data-frame`` (+1 per
 frame drawn) and ``data-arrival-ms`` (host wall-clock time [ms since the epoch]
 when the newest sample drawn arrived), for the browser benchmark.
 
@@ -16,12 +17,12 @@ with the logged-in clinician as actor.  Nothing here waits on acquisition:
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import dash
 import flask
-import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
 from steplab.acquisition.recorder import MAX_RECORDING_S, RecordingError
@@ -39,9 +40,10 @@ PLATE_COLOURS = {"box": "#6c757d", "floor_left": "#1f77b4", "floor_right": "#d62
 DEFAULT_BAND_PCT = (45, 55)
 DEFAULT_SECONDS = 10
 TICK_MS = 1000  # the controls' refresh (recording state, trials table); the live view has its own loop
-FRAME_INTERVAL_MS = 33  # live.js asks for a frame this often (about 30 Hz)
+FRAME_INTERVAL_MS = 30  # live.js asks for a frame this often (about 33 Hz)
 STAMP_ATTRS: dict[str, Any] = {"data-frame": "0", "data-arrival-ms": ""}  # the benchmark hooks (live.js sets them)
 LIVE_ATTRS: dict[str, Any] = {"data-interval-ms": str(FRAME_INTERVAL_MS)}
+CANVAS_ATTRS: dict[str, Any] = {"data-height": "300", "data-points": "0"}
 
 
 def fmt(v) -> str:
@@ -50,16 +52,16 @@ def fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _figure(names: list[str], window_s: float) -> go.Figure:
-    fig = go.Figure()
-    for name in names:
-        fig.add_trace(go.Scatter(x=[], y=[], mode="lines", name=name, hoverinfo="skip",
-                                 line={"color": PLATE_COLOURS.get(name), "width": 1.5}))
-    fig.update_layout(margin={"l": 60, "r": 10, "t": 10, "b": 40}, height=320, uirevision="live",
-                      xaxis={"title": {"text": "time (s)"}}, legend={"orientation": "h", "y": 1.12},
-                      yaxis={"title": {"text": "vertical force, filtered (N)"}},
-                      meta={"window_s": window_s}, plot_bgcolor="white")
-    return fig
+def _forces(names: list[str]):
+    """The force traces: a canvas live.js draws on, with its legend and axis titles."""
+    legend = [html.Span([html.Span(className="swatch", style={"background": PLATE_COLOURS.get(n, "#343a40")}),
+                         n.replace("_", " ")], className="legend-item") for n in names]
+    return html.Div([
+        html.Div(legend, className="forces-legend"),
+        html.Div("vertical force, filtered (N)", className="forces-ylabel"),
+        html.Canvas(id="live-forces-canvas", **CANVAS_ATTRS),
+        html.Div("time (s)", className="forces-xlabel"),
+    ], id="live-forces", className="live-forces")
 
 
 def _protocol_options(battery: list[str] | None):
@@ -178,13 +180,13 @@ def _live_panel(live: LiveFeed):
             dcc.RangeSlider(id="session-target-band", min=0, max=100, step=1, value=list(DEFAULT_BAND_PCT),
                             marks={v: f"{v}" for v in range(0, 101, 10)}, allowCross=False),
         ], className="loadbar-panel"),
-        dcc.Graph(id="live-forces", figure=_figure(names, live.window_s),
-                  config={"displaylogo": False, "staticPlot": False, "responsive": True}),
+        _forces(names),
         html.Div([html.Span("0 reps", id="live-rep-count", className="rep-count"),
                   html.Span("", id="live-phase", className="live-phase")], className="reps-head"),
         html.Div(html.Div("no reps yet", className="no-reps"), id="live-reps"),
         html.Span(id="live-frame-stamp", **STAMP_ATTRS),
-    ], className="session-live", id="session-live", **LIVE_ATTRS)
+    ], className="session-live", id="session-live",
+        **{**LIVE_ATTRS, "data-colours": json.dumps({n: PLATE_COLOURS.get(n, "#343a40") for n in names})})
 
 
 def layout(ctx, params, query):
