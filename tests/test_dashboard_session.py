@@ -78,10 +78,14 @@ def _serve(app):
 
 
 def _shut(server, thread) -> None:
-    """Stop waitress: its workers first (none is left to wake a closed loop), then the listening socket."""
+    """Stop waitress cleanly: its workers first, then every socket closed by its own loop thread (so the loop
+    never polls a closed descriptor), which then ends."""
+    from waitress import wasyncore
+
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-    server.close()
-    thread.join(5)
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(10)
+    assert not thread.is_alive(), "waitress did not stop"
 
 
 def _login(url: str) -> requests.Session:
