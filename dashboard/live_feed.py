@@ -897,8 +897,9 @@ class LiveFeed:
                "left_share_pct": num(share), "body_weight_n": num(bw), "phase": phase, "samples": samples,
                "status": self.status(), "calibrated": self.calibrated, "device": self.device.address,
                "rep_count": n_reps, "recording": rec, **self._quality()}
-        if rec is not None and rate > 0:
-            out["recording"] = {**rec, "elapsed_s": round(rec["samples"] / rate, 2)}
+        if rec is not None:  # the trial file's name only: no server path goes to the browser
+            out["recording"] = {**rec, "out": Path(rec["out"]).name,
+                                "elapsed_s": round(rec["samples"] / rate, 2) if rate > 0 else 0.0}
         if reps is not None:
             out["reps"] = [{"number": r.number, "lead": r.lead,
                             "headline": {k: num(v, 4) for k, v in r.headline.items()}} for r in reps]

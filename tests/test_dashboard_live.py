@@ -10,6 +10,7 @@ import time
 import pytest
 from helpers import browser_login, screenshot
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.keys import Keys
 
 from steplab.acquisition.device import SimulatedStepBox
 from steplab.acquisition.rig import default_rig, split_box_rig
@@ -115,7 +116,18 @@ def test_a_visit_is_run_on_the_session_page_with_the_live_view(dash_duo, dashboa
     assert tare.startswith(("Tared", "Not tared:"))
     dash_duo.find_element("#session-weigh").click()
     weight = _wait_text(dash_duo, "#session-weight", r"\S")
-    assert re.match(r"(\d+\.\d kg .*stored in visit \d+\.|Not weighed: .+)$", weight), weight
+    assert re.match(r"(\d+\.\d kg \(\d+ N, sway .* SD over 2.5 s\), stored in visit \d+\.|Not weighed: .+)$",
+                    weight), weight
+    # the target band follows the slider (its number boxes), and the bar is coloured against it
+    handle = dash_duo.find_element("#session-target-band [role=slider]")  # the lower handle, by keyboard
+    for _ in range(5):
+        handle.send_keys(Keys.ARROW_LEFT)
+    deadline = time.time() + 15
+    while time.time() < deadline and "left: 40%" not in (dash_duo.find_element("#live-loadbar-band")
+                                                         .get_attribute("style") or ""):
+        time.sleep(0.2)
+    assert "left: 40%" in dash_duo.find_element("#live-loadbar-band").get_attribute("style")
+    assert dash_duo.driver.execute_script("return window.steplabLiveState.band;") == [40, 55]
     # record 20 s of step-downs leading left (5 s of wall time at 4x)
     seconds = dash_duo.find_element("#session-seconds")
     seconds.clear()

@@ -266,7 +266,8 @@ def register(app, ctx) -> None:
             vid = control.save_body_mass(w.mass_kg, auth.current_actor())
         except RecordsError as exc:
             return f"{w.mass_kg:.1f} kg measured, not stored: {exc}", dash.no_update
-        return f"{w.mass_kg:.1f} kg ({w.mean_n:.0f} N, still within {w.sd_n:.1f} N), stored in visit {vid}.", \
+        return f"{w.mass_kg:.1f} kg ({w.mean_n:.0f} N, sway {w.sd_n:.1f} N SD over {w.seconds:g} s), " \
+            f"stored in visit {vid}.", \
             _visit_line(control)
 
     @app.callback(Output("session-recording-status", "children", allow_duplicate=True),
