@@ -25,6 +25,20 @@ SIGINT of ``steplab run``), the trial is written (a partial one when stopped
 early) into ``trials_dir`` and ``on_trial_saved(path, trial, summary)`` is
 called: the hook for the records database.  Then the live session resumes.
 
+Clinic controls (web threads call them; the analysis thread applies them):
+``tare_now()`` re-zeroes every plate at once after checking that each is
+unloaded and steady (``calibration.tare.compute_tare`` against the zero in
+force); ``weigh_in()`` weighs the subject from the last seconds of the total
+calibrated load, refusing while they move or nobody stands on the plates;
+``set_analysis(protocol, body_mass_kg)`` changes what the live reps are.
+
+The fast live view: ``frame(after_block, generation)`` returns only the display
+blocks newer than the client's last one, with the readouts (JSON-safe), so a
+browser polling at 30 Hz costs the server a few hundred numbers per request.
+Every frame and snapshot carry ``arrival_ms``: the host wall-clock time (ms
+since the epoch) at which the newest sample shown arrived, stamped by the
+session's consumer thread when it laid the sample on the timeline.
+
 Gaps and the analysis: a lost stretch up to ``max_bridge_s`` is bridged for
 the analyzer by holding the last received counts (counted in
 ``bridged_samples``); a longer one restarts the analyzer (a rep in progress is
@@ -39,6 +53,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import signal
@@ -57,12 +72,18 @@ from steplab.acquisition.ring_buffer import CountsRing
 from steplab.acquisition.session import AcquisitionSession
 from steplab.calibration.apply import calibrated_forces
 from steplab.calibration.arrays import CalibrationArrays, nominal_calibration
-from steplab.calibration.tare import LiveTare
+from steplab.calibration.tare import AutoTarePolicy, LiveTare, TareError, compute_tare, plate_force_n
 from steplab.dsp.params import ROLES, AnalysisParams, PlateForces
 from steplab.dsp.results import RepResult
 from steplab.dsp.streaming import StreamingAnalyzer
 
 ANALYSIS_PERIOD_S = 0.02  # the analysis thread takes what the ring holds this often
+STANDARD_GRAVITY_M_S2 = 9.80665
+TARE_S = 2.0  # a tare averages the last 2 s of each plate (the procedure's minimum)
+WEIGH_QUIET_S = 2.5  # the weigh-in: the subject stands still this long
+WEIGH_MIN_LOAD_N = 150.0  # less than this on all plates together: nobody is standing on them
+WEIGH_MAX_SD_FRACTION = 0.015  # quiet standing: the total load's SD within 1.5 % of its mean
+ARRIVAL_LOG_N = 1024  # chunks whose host arrival time is kept (several seconds at 100 chunks/s)
 HEADLINE_METRICS = {
     "step-down": ("landing_peak_force_bw", "loading_rate_bw_s", "time_to_stabilization_s", "peak_descent_speed_m_s"),
     "forward-step-down": ("lowering_duration_s", "raising_duration_s"),
@@ -70,6 +91,63 @@ HEADLINE_METRICS = {
     "squat": ("left_share_pct",),
     "balance": ("cop_path_mm", "cop_mean_velocity_mm_s"),
 }
+
+
+class LiveRefused(ValueError):
+    """A clinic control that cannot be done now (loaded plate, subject moving, …): one line for people."""
+
+
+@dataclass(frozen=True)
+class WeighIn:
+    """A quiet-phase weigh-in: ``mass_kg`` from ``mean_n`` [N] over ``seconds`` [s], sway SD ``sd_n`` [N]."""
+
+    mass_kg: float
+    mean_n: float
+    sd_n: float
+    seconds: float
+
+
+class _ArrivalLog:
+    """Session sink: when (host wall clock, ns) each block of positions was laid on the timeline.
+
+    Added before the ring, so a position the analysis thread reads from the ring
+    always has its arrival time here already.
+    """
+
+    def __init__(self, n: int = ARRIVAL_LOG_N) -> None:
+        self._lock = threading.Lock()
+        self._head = np.zeros(n, np.int64)  # one past the newest position of each chunk (running maximum)
+        self._time_ns = np.zeros(n, np.int64)
+        self._n = 0
+        self._size = n
+
+    def on_armed(self, session) -> None:
+        with self._lock:
+            self._n = 0
+
+    def on_samples(self, positions: np.ndarray, counts: np.ndarray) -> None:
+        if positions.size == 0:
+            return
+        now = time.time_ns()
+        with self._lock:
+            i = self._n % self._size
+            last = self._head[(self._n - 1) % self._size] if self._n else 0
+            self._head[i] = max(int(positions[-1]) + 1, int(last))
+            self._time_ns[i] = now
+            self._n += 1
+
+    def arrival_ns(self, position: int) -> int | None:
+        """Host time the chunk holding ``position`` arrived (None: not known, e.g. too old)."""
+        with self._lock:
+            n = min(self._n, self._size)
+            if n == 0:
+                return None
+            order = (np.arange(self._n - n, self._n)) % self._size
+            heads = self._head[order]
+            k = int(np.searchsorted(heads, position, side="right"))
+            if k >= n:
+                return None
+            return int(self._time_ns[order[k]])
 
 
 @dataclass
@@ -124,6 +202,10 @@ class LiveSnapshot:
         The rate the device reports (0 before it is known).
     status : str
         One line for people ("streaming", "disconnected (reconnecting)", a problem, …).
+    saturated_frames : int
+        Frames the device flagged as clipping (a cell at the end of its range).
+    arrival_ms : float or None
+        Host wall-clock time [ms since the epoch] when the newest sample shown arrived (None before data).
     """
 
     time_s: np.ndarray
@@ -147,6 +229,8 @@ class LiveSnapshot:
     bridged_samples: int = 0
     analysis_restarts: int = 0
     connected: bool = False
+    saturated_frames: int = 0
+    arrival_ms: float | None = None
 
 
 class _Display:
@@ -164,8 +248,9 @@ class _Display:
         self.block[slots] = block_numbers
         self.head = max(self.head, int(block_numbers[-1]) + 1)
 
-    def series(self) -> tuple[np.ndarray, np.ndarray]:
-        first = max(0, self.head - self.n_points)
+    def series(self, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(blocks, values (plates, n)) of the window from block ``start`` on (NaN: lost or never written)."""
+        first = max(0, self.head - self.n_points, int(start))
         blocks = np.arange(first, self.head, dtype=np.int64)
         slots = blocks % self.n_points
         vals = np.where(self.block[slots] == blocks, self.values[:, slots], np.nan)
@@ -233,6 +318,8 @@ class LiveFeed:
         self.ring = CountsRing(window_s=max(30.0, 3 * self.window_s))
         self.session = AcquisitionSession(device, rig=rig, info_timeout_s=info_timeout_s, keep_samples=False,
                                           fatal_problems=False)
+        self.arrivals = _ArrivalLog()
+        self.session.add_sink(self.arrivals)  # before the ring: a position read from the ring has its time here
         self.session.add_sink(self.ring)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -250,6 +337,11 @@ class LiveFeed:
         self._record_lock = threading.Lock()
         self.saved_trials: list[Path] = []
         self.last_recording_error: str | None = None
+        self.tares = 0  # tares asked for (tare_now) and applied
+        self._pending_offsets: np.ndarray | None = None  # from tare_now, applied by the analysis thread
+        self._pending_analysis = False  # set_analysis: a new analyzer at the next block
+        self._keep_reps = False  # the live view resumed after a recording: its reps stay on screen
+        self.reps: list[LiveRep] = []
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -258,7 +350,10 @@ class LiveFeed:
         self.bridged_samples = 0
         self.analysis_restarts = 0
         self.behind_samples = 0
-        self.reps: list[LiveRep] = []
+        if not self._keep_reps:
+            self.reps = []
+        self._keep_reps = False
+        self._arrival_ns: int | None = None
         self._tare: LiveTare | None = None
         self._analyzer: StreamingAnalyzer | None = None
         self._analyzer_t0_s = 0.0
@@ -325,8 +420,13 @@ class LiveFeed:
         return {"out": str(rec["out"]), "seconds": rec["seconds"],
                 "samples": tl.assembler.samples if tl.assembler is not None else 0}
 
-    def start_recording(self, seconds: float, trials_dir: str | Path) -> Path:
-        """Record ``seconds`` into a new trial file in ``trials_dir``; returns its path (see the module docstring)."""
+    def start_recording(self, seconds: float, trials_dir: str | Path, *,
+                        on_saved: Callable[[Path, object, dict], None] | None = None) -> Path:
+        """Record ``seconds`` into a new trial file in ``trials_dir``; returns its path (see the module docstring).
+
+        ``on_saved(path, trial, summary)`` is called for this recording only, after
+        ``on_trial_saved``, on the thread that finished it (never a web thread).
+        """
         if not (0 < seconds <= MAX_RECORDING_S):
             raise ValueError(f"seconds {seconds!r} must be in (0, {MAX_RECORDING_S:g}]")
         folder = Path(trials_dir)
@@ -348,7 +448,7 @@ class LiveFeed:
             self.session.configure(seconds=float(seconds), journal_path=journal, keep_samples=True,
                                    fatal_problems=True, reconnect_timeout_s=30.0,
                                    journal_header=journal_header(self.device.address, float(seconds), rig))
-            self._recording = {"out": out, "journal": journal, "seconds": float(seconds)}
+            self._recording = {"out": out, "journal": journal, "seconds": float(seconds), "on_saved": on_saved}
             try:
                 self.session.start()
             except Exception:
@@ -386,12 +486,15 @@ class LiveFeed:
             self.last_recording_error = str(exc)
         if path is not None:
             self.saved_trials.append(path)
-            if self.on_trial_saved is not None:
+            for hook in (self.on_trial_saved, rec.get("on_saved")):
+                if hook is None:
+                    continue
                 try:
-                    self.on_trial_saved(path, trial, summary)
+                    hook(path, trial, summary)
                 except Exception as exc:  # the trial file is safe; the hook's failure is shown
                     self.last_recording_error = f"saved {path.name}, but the records hook failed: {exc}"
         if resume:
+            self._keep_reps = True  # the reps of the trial just recorded stay on screen
             self._resume_live()
 
     def _supervise(self) -> None:
@@ -423,6 +526,7 @@ class LiveFeed:
             self._setup(ring.generation)
         if self._display is None:
             return 0
+        self._apply_pending()
         step = self._step
         head = ring.head
         stop = head - head % step
@@ -520,8 +624,11 @@ class LiveFeed:
         lost_block: np.ndarray = np.logical_not(received.reshape(-1, step).all(axis=1))
         shown = np.where(lost_block[None, :], np.nan, filtered[:, step - 1::step])
         self._analyse(positions, forces, received)
+        arrival = self.arrivals.arrival_ns(int(positions[-1]))
         with self._lock:
             display.put(blocks, shown)
+            if arrival is not None:
+                self._arrival_ns = arrival
             self.samples += got
             if got:
                 self._last_counts = counts[received][-1].copy()
@@ -591,6 +698,113 @@ class LiveFeed:
         with self._lock:
             self.reps.append(live)
 
+    def _apply_pending(self) -> None:
+        """On the analysis thread: a tare asked for by ``tare_now``, an analysis change by ``set_analysis``."""
+        offsets = self._pending_offsets
+        if offsets is not None and self.calibration is not None and self.rig is not None:
+            self._pending_offsets = None
+            import dataclasses
+
+            cal = dataclasses.replace(self.calibration, offsets_counts=offsets, calibration_hash="")
+            self.calibration = cal
+            if self._tare is not None:
+                self._tare = LiveTare(self.rig, cal, self.rate_hz, calibrated=self.calibrated)
+            self.tares += 1
+        if self._pending_analysis:
+            self._pending_analysis = False
+            self._new_analyzer(self._next)
+
+    # -- clinic controls (any thread; applied by the analysis thread) ------------------
+    def set_analysis(self, protocol: str | None = None, body_mass_kg: float | None = None) -> None:
+        """Look for ``protocol``'s reps from now on, with this body mass (None: the analyzer weighs)."""
+        from steplab.dsp import PROTOCOLS
+
+        if protocol is not None:
+            if protocol not in PROTOCOLS:
+                raise ValueError(f"unknown protocol {protocol!r}")
+            self.protocol = protocol
+        self.body_mass_kg = body_mass_kg
+        self._pending_analysis = True
+
+    def _last_counts_window(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """(counts (n, C), received (n,)) of the newest ``seconds`` the analysis has taken."""
+        n = int(round(seconds * self.rate_hz))
+        stop = self._next
+        _positions, counts, received, generation = self.ring.read(max(0, stop - n), stop)
+        if generation != self._generation or counts.shape[0] < n:
+            raise LiveRefused(f"wait for {seconds:g} s of data from the rig, then try again")
+        return counts, received
+
+    def tare_now(self) -> list[str]:
+        """Re-zero every plate now from its last ``TARE_S`` of counts; returns the plates tared.
+
+        Refused (``LiveRefused``, nothing changed) during a recording, while a
+        sample of the window is missing, or when a plate is loaded (reads more than
+        the auto-tare policy's "unloaded" limit above its zero) or not steady.
+        """
+        if self._recording is not None:
+            raise LiveRefused("a recording is in progress: tare before or after it")
+        rig, cal, rate = self.rig, self.calibration, self.rate_hz
+        if rig is None or cal is None or not rate > 0:
+            raise LiveRefused("the rig is not streaming yet: wait for data, then tare")
+        counts, received = self._last_counts_window(TARE_S)
+        if not received.all():
+            raise LiveRefused(f"{int(np.count_nonzero(~received))} samples of the last {TARE_S:g} s were lost: "
+                              "tare again")
+        policy = AutoTarePolicy()
+        cells = {c.channel: c for p in rig.plates for c in p.cells}
+        offsets = np.array(cal.offsets_counts, dtype=np.float64)
+        for p, role in enumerate(cal.plate_roles):
+            slots = np.flatnonzero(cal.channel_index[p] >= 0)
+            channels = cal.channel_index[p, slots]
+            plate_cells = [cells[int(ch)] for ch in channels]
+            limit = policy.unloaded_max_n(sum(c.capacity_n for c in plate_cells), self.calibrated)
+            sens = [c.nominal_counts_per_n for c in plate_cells]
+            load = float(np.mean(plate_force_n(counts[:, channels], offsets[p, slots], sens)))
+            if abs(load) > limit:  # before steadiness: a person on the plate is "loaded", not "unsteady"
+                raise LiveRefused(f"{role} is not unloaded (it reads {load:.0f} N): clear the plates and tare again")
+            try:
+                tare = compute_tare(counts[:, channels], rate, sens,
+                                    min_duration_s=TARE_S, reference_offsets_counts=offsets[p, slots],
+                                    max_load_n=limit)
+            except TareError as exc:
+                if exc.reason == "loaded":
+                    raise LiveRefused(f"{role} is not unloaded: {exc}") from None
+                raise LiveRefused(f"{role}: {exc}") from None
+            offsets[p, slots] = tare.offsets_counts
+        self._pending_offsets = offsets
+        return list(cal.plate_roles)
+
+    def weigh_in(self, quiet_s: float = WEIGH_QUIET_S) -> WeighIn:
+        """The subject's mass from the last ``quiet_s`` of the total calibrated load, if they stood still.
+
+        Refused (``LiveRefused``) on nominal gains (the weight would be wrong),
+        when samples are missing, nobody stands on the plates (less than
+        ``WEIGH_MIN_LOAD_N``) or the subject moves (SD above ``WEIGH_MAX_SD_FRACTION``
+        of the load).
+        """
+        if not self.calibrated:
+            raise LiveRefused("the rig is not calibrated, so a weight would be wrong: calibrate it first")
+        with self._lock:
+            display, rate, step = self._display, self.rate_hz, self._step
+            if display is None or not rate > 0:
+                raise LiveRefused("the rig is not streaming yet: wait for data, then weigh")
+            n = int(round(quiet_s * rate / step))
+            blocks, vals = display.series(display.head - n)
+        if blocks.size < n or n < 4:
+            raise LiveRefused(f"wait for {quiet_s:g} s of data from the rig, then weigh again")
+        total = vals.sum(axis=0)
+        if not np.isfinite(total).all():
+            raise LiveRefused(f"samples of the last {quiet_s:g} s were lost: weigh again")
+        mean, sd = float(total.mean()), float(total.std())
+        if mean < WEIGH_MIN_LOAD_N:
+            raise LiveRefused(f"the plates carry only {mean:.0f} N: the subject stands on the rig, still, "
+                              "then weigh again")
+        if sd > WEIGH_MAX_SD_FRACTION * mean:
+            raise LiveRefused(f"the subject moved (the load varied by {sd:.0f} N SD in {quiet_s:g} s): "
+                              "stand still and weigh again")
+        return WeighIn(mean / STANDARD_GRAVITY_M_S2, mean, sd, float(quiet_s))
+
     # -- what the pages read ---------------------------------------------------------
     def status(self) -> str:
         if self.problem and self.session.timeline.problem is None and self.session.stats.state != "disconnected":
@@ -617,20 +831,79 @@ class LiveFeed:
             phase = analyzer.phase if analyzer is not None and analyzer.n_samples else ""
             samples, retares = self.samples, self.retares
             bridged, restarts = self.bridged_samples, self.analysis_restarts
+            arrival = self._arrival_ns
+        q = self._quality()
+        return LiveSnapshot(time_s=t, fz_n=fz, samples=samples, lost_samples=q["lost_samples"],
+                            crc_errors=q["crc_errors"], state=q["state"], rate_hz=rate, status=self.status(),
+                            duplicate_samples=q["duplicate_samples"], device_resets=q["device_resets"],
+                            queue_dropped_samples=q["queue_dropped_samples"], load_n=load, left_share_pct=share,
+                            reps=reps, body_weight_n=bw, phase=phase, retares=retares, calibrated=self.calibrated,
+                            bridged_samples=bridged, analysis_restarts=restarts, connected=q["connected"],
+                            saturated_frames=q["saturated_frames"],
+                            arrival_ms=None if arrival is None else arrival / 1e6)
+
+    def _quality(self) -> dict[str, Any]:
         with self.session.lock:
             tl = self.session.timeline
             a = tl.assembler
-            lost = a.lost_samples if a is not None else 0
-            duplicates = a.duplicate_samples if a is not None else 0
-            resets = a.resets if a is not None else 0
-            crc = tl.crc_errors
+            q: dict[str, Any] = {"lost_samples": a.lost_samples if a is not None else 0,
+                 "duplicate_samples": a.duplicate_samples if a is not None else 0,
+                 "device_resets": a.resets if a is not None else 0,
+                 "saturated_frames": a.clipped_frames if a is not None else 0,
+                 "crc_errors": tl.crc_errors}
         st = self.session.stats
-        return LiveSnapshot(time_s=t, fz_n=fz, samples=samples, lost_samples=lost, crc_errors=crc, state=st.state,
-                            rate_hz=rate, status=self.status(), duplicate_samples=duplicates, device_resets=resets,
-                            queue_dropped_samples=st.queue_dropped_samples, load_n=load, left_share_pct=share,
-                            reps=reps, body_weight_n=bw, phase=phase, retares=retares, calibrated=self.calibrated,
-                            bridged_samples=bridged, analysis_restarts=restarts,
-                            connected=st.state in ("streaming", "stalled"))
+        q.update(state=st.state, queue_dropped_samples=st.queue_dropped_samples,
+                 connected=st.state in ("streaming", "stalled"))
+        return q
+
+    def frame(self, after_block: int = -1, generation: int | None = None, reps_known: int = -1) -> dict:
+        """What the live view draws next (JSON-safe): display blocks after ``after_block`` and the readouts.
+
+        A client sends back ``generation`` and ``last_block`` of its previous frame;
+        when the timeline restarted (a recording began or ended) or the client is
+        further behind than the window, the whole window comes (``reset`` true).
+        ``fz`` is one list per plate (``names``), NaN as None; block ``b`` is at
+        ``(b * block_samples + block_samples - 1) / rate_hz`` seconds.  ``reps``
+        (all, oldest first) only when their number differs from ``reps_known``.
+        """
+        def num(v, nd=1):
+            return None if v is None or not np.isfinite(v) else round(float(v), nd)
+
+        with self._lock:
+            gen, names, rate, step, display = self._generation, list(self.names), self.rate_hz, self._step, self._display
+            if display is None or rate <= 0:
+                first, blocks, vals = 0, np.zeros(0, np.int64), np.zeros((len(names), 0))
+            else:
+                first = max(0, display.head - display.n_points)
+                start = first if generation != gen or after_block + 1 < first else after_block + 1
+                blocks, vals = display.series(start)
+            reset = generation != gen or after_block + 1 < first
+            load = {k: num(v) for k, v in self._load.items()}
+            share = self._left_share
+            n_reps = len(self.reps)
+            reps = list(self.reps) if n_reps != reps_known else None
+            analyzer = self._analyzer
+            bw = analyzer.body_weight_n if analyzer is not None else None
+            phase = analyzer.phase if analyzer is not None and analyzer.n_samples else ""
+            samples, arrival = self.samples, self._arrival_ns
+            n_points = display.n_points if display is not None else 0
+        rounded = np.round(vals, 1)
+        fz = [[None if not np.isfinite(v) else float(v) for v in row] for row in rounded.tolist()]
+        rec = self.recording
+        out = {"generation": gen, "reset": bool(reset), "names": names, "rate_hz": rate, "block_samples": step,
+               "window_points": n_points, "first_block": int(blocks[0]) if blocks.size else None,
+               "last_block": int(blocks[-1]) if blocks.size else (-1 if reset else int(after_block)),
+               "fz": fz, "arrival_ms": None if arrival is None else arrival / 1e6, "load_n": load,
+               "left_share_pct": num(share), "body_weight_n": num(bw), "phase": phase, "samples": samples,
+               "status": self.status(), "calibrated": self.calibrated, "device": self.device.address,
+               "rep_count": n_reps, "recording": rec, **self._quality()}
+        if rec is not None:  # the trial file's name only: no server path goes to the browser
+            out["recording"] = {**rec, "out": Path(rec["out"]).name,
+                                "elapsed_s": round(rec["samples"] / rate, 2) if rate > 0 else 0.0}
+        if reps is not None:
+            out["reps"] = [{"number": r.number, "lead": r.lead,
+                            "headline": {k: num(v, 4) for k, v in r.headline.items()}} for r in reps]
+        return out
 
     def wait_for_samples(self, n: int, timeout_s: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout_s

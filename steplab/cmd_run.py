@@ -45,7 +45,14 @@ def register(sub) -> None:
 
 
 def build_live(device: str, rig_file: str | None, seed: int = 0):
-    """The live source for ``--device`` (not yet started); without ``--rig`` the device's own rig is used."""
+    """The live source for ``--device`` (not yet started); without ``--rig`` the device's own rig is used.
+
+    The simulated rig starts calibrated (decision 0016): when no calibration
+    record covers it, the real automatic procedure of ``steplab calibrate
+    --device sim --auto`` runs here against the simulated unit (its robot places
+    the masses), the record is checked against the verification targets and saved
+    in $STEPLAB_DATA_DIR/calibrations, and later starts reuse it.
+    """
     from steplab.acquisition.device import DeviceError, open_device
     from steplab.acquisition.rig import RigError, load_rig
     from steplab.calibration.active import active_calibration
@@ -65,15 +72,43 @@ def build_live(device: str, rig_file: str | None, seed: int = 0):
     try:
         rig = load_rig(rig_file) if rig_file else None
         dev = open_device(device, rig=rig, seed=seed) if device.startswith("sim") else open_device(device)
+        if device.startswith("sim"):
+            calibrate_sim_if_needed(rig or dev.rig, seed)  # type: ignore[attr-defined]
         calibration = calibration_for(rig) if rig is not None else None
     except (RigError, DeviceError, CalibrationRecordError) as exc:
         raise UserError(str(exc)) from None
+
     def on_trial_saved(path, trial, summary) -> None:
-        # hook for the records database (being built): today the trial file in STEPLAB_DATA_DIR/trials is the record
-        print(f"steplab: saved trial {path} ({summary.get('samples', 0)} samples, "
+        # the file in STEPLAB_DATA_DIR/trials is written first; the session page saves it into its visit
+        print(f"steplab: saved trial {path.name} ({summary.get('samples', 0)} samples, "
               f"{summary.get('lost_samples', 0)} lost)", flush=True)
 
     return LiveFeed(dev, rig, calibration=calibration, calibration_for=calibration_for, on_trial_saved=on_trial_saved)
+
+
+def calibrate_sim_if_needed(rig, seed: int = 0):
+    """Calibrate the simulated unit of ``rig`` by its robot unless a record already covers it; the saved path or None."""
+    from steplab.calibration.active import active_calibration
+    from steplab.calibration.records import CalibrationRecordError, save_record
+    from steplab.calibration.report import verification_failures
+    from steplab.calibration.robot import CalibrationAborted, run_auto_calibration
+
+    if active_calibration(rig) is not None:
+        return None
+    try:
+        auto = run_auto_calibration(rig=rig, seed=seed)
+    except CalibrationAborted as exc:
+        raise UserError(f"the simulated rig could not be calibrated: {exc}") from None
+    failures = [f for res in auto.results.values() for f in verification_failures(res.report)]
+    if failures:
+        raise UserError("the simulated rig's calibration missed its verification targets: " + "; ".join(failures))
+    try:
+        path = save_record(auto.record)
+    except (CalibrationRecordError, OSError) as exc:
+        raise UserError(f"cannot save the simulated rig's calibration: {exc}") from None
+    print(f"steplab: the simulated rig had no calibration: calibrated it by its robot (the steplab calibrate "
+          f"--auto procedure), saved {auto.record.calibration_id} to {path}; later starts reuse it", flush=True)
+    return path
 
 
 def trials_dir():

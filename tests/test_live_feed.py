@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import threading
@@ -430,3 +431,172 @@ def test_a_short_gap_is_bridged_for_the_analysis_and_a_long_one_restarts_it():
     assert snap.bridged_samples == 50 and snap.analysis_restarts == 1 and live._analyzer is not first
     assert live._analyzer.n_samples == 500 and live._analyzer_t0_s == pytest.approx(1.5)
     assert snap.lost_samples == 550 and snap.samples == 1450
+
+
+# -- clinic controls, the fast frames, host arrival times -----------------------------------------------
+@pytest.fixture(scope="module")
+def true_calibration():
+    """The simulated unit's calibration by the robot (the real procedure; seconds, once per module)."""
+    from steplab.calibration.records import arrays_for_rig
+    from steplab.calibration.robot import run_auto_calibration
+
+    rig = default_rig()
+    return arrays_for_rig(rig, [run_auto_calibration(rig=rig, seed=0).record])
+
+
+def _sim_chunks(scenario: str, seconds: float, seed: int = 3, per_chunk_s: float = 0.25):
+    """The simulated rig's counts as wire frames, in chunks (FrameDecoder chunks), and the model (its truth)."""
+    rig = default_rig()
+    model = SimulatedRigModel(rig, Subject(), scenario=scenario, seed=seed)
+    fr = Frames()
+    dec = FrameDecoder()
+    chunks = [dec.feed(fr.info_reply())]
+    n_chunk = int(per_chunk_s * 1000)
+    for first in range(0, int(seconds * 1000), n_chunk):
+        counts = model.read_counts(n_chunk)
+        data = b"".join(protocol.encode_data_frame(boot_id=BOOT, seq=(first + k) // 10, first_sample=first + k,
+                                                   device_time_us=(first + k) * 1000, counts=counts[k:k + 10])
+                        for k in range(0, n_chunk, 10))
+        chunks.append(dec.feed(data))
+    return chunks, model
+
+
+def _ingest_all(live, chunks) -> None:
+    for i, c in enumerate(chunks):
+        ingest(live, c, i)
+
+
+def test_tare_now_zeroes_the_unloaded_plates_and_refuses_a_loaded_one(true_calibration):
+    import dataclasses
+
+    from steplab.dashboard.live_feed import LiveRefused
+
+    rig = default_rig()
+    cal = true_calibration
+    p = cal.plate_index("floor_left")
+    slots = np.flatnonzero(cal.channel_index[p] >= 0)
+    cells = {c.channel: c for pl in rig.plates for c in pl.cells}
+    offsets = np.array(cal.offsets_counts, dtype=np.float64)
+    for s in slots:  # the zero drifted: floor_left reads +8 N empty (2 N per cell)
+        offsets[p, s] -= 2.0 * cells[int(cal.channel_index[p, s])].nominal_counts_per_n
+    drifted = dataclasses.replace(cal, offsets_counts=offsets)
+    chunks, _ = _sim_chunks("empty", 4.0)
+    live = _feed(rig, calibration=drifted)
+    with pytest.raises(LiveRefused, match="not streaming yet"):
+        live.tare_now()  # nothing arrived yet
+    _ingest_all(live, chunks[:3])
+    with pytest.raises(LiveRefused, match="wait for 2 s of data"):
+        live.tare_now()  # 0.5 s only
+    _ingest_all(live, chunks[3:9])
+    before = live.snapshot().load_n
+    assert before["floor_left"] == pytest.approx(8.0, abs=1.0)
+    assert live.tare_now() == ["box", "floor_left", "floor_right"]
+    _ingest_all(live, chunks[9:])  # the analysis thread applies the tare with the next block
+    after = live.snapshot().load_n
+    assert live.tares == 1
+    for name in ("box", "floor_left", "floor_right"):
+        assert after[name] == pytest.approx(0.0, abs=0.5), name
+    # someone on the box: refused, nothing changed
+    live2 = _feed(rig, calibration=cal)
+    chunks, _ = _sim_chunks("quiet", 3.0)
+    _ingest_all(live2, chunks)
+    with pytest.raises(LiveRefused, match="box is not unloaded") as refused:
+        live2.tare_now()
+    assert "\n" not in str(refused.value)
+    live2.process_available()
+    np.testing.assert_array_equal(live2.calibration.offsets_counts, cal.offsets_counts)
+    assert live2.tares == 0
+
+
+def test_weigh_in_gives_the_true_mass_when_still_and_refuses_when_moving_or_unloaded(true_calibration):
+    from steplab.dashboard.live_feed import WEIGH_QUIET_S, LiveRefused
+
+    rig = default_rig()
+    g = 9.80665
+    live = _feed(rig, calibration=true_calibration)
+    chunks, model = _sim_chunks("step-down", 24.0, seed=6)
+    n_window = int(WEIGH_QUIET_S * 1000)
+    weighed = refused_moving = 0
+    ingest(live, chunks[0], 0)
+    for i, c in enumerate(chunks[1:], start=1):
+        ingest(live, c, i)
+        total = model.truth.total_fz_n[: i * 250][-n_window:]
+        if total.size < n_window:
+            continue
+        sd_frac = total.std() / total.mean()
+        if sd_frac > 0.05:  # clearly moving in the truth: must refuse
+            with pytest.raises(LiveRefused, match="the subject moved"):
+                live.weigh_in()
+            refused_moving += 1
+        elif sd_frac < 0.004:  # clearly still: the true mass within 0.5 %
+            w = live.weigh_in()
+            assert w.mass_kg == pytest.approx(total.mean() / g, rel=0.005)
+            weighed += 1
+    assert weighed >= 3 and refused_moving >= 3, (weighed, refused_moving)
+    empty = _feed(rig, calibration=true_calibration)
+    _ingest_all(empty, _sim_chunks("empty", 3.0)[0])
+    with pytest.raises(LiveRefused, match="the plates carry only"):
+        empty.weigh_in()
+    nominal = _feed(rig)
+    _ingest_all(nominal, _sim_chunks("quiet", 3.0)[0])
+    with pytest.raises(LiveRefused, match="not calibrated"):
+        nominal.weigh_in()
+
+
+def test_a_frame_holds_only_the_new_blocks_and_the_whole_window_after_a_restart():
+    rig = default_rig()
+    live = _feed(rig, window_s=1.0)  # 100 display blocks of 10 samples
+    fr = Frames()
+    dec = FrameDecoder()
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 500)), 0)
+    f0 = live.frame()
+    assert f0["reset"] and (f0["first_block"], f0["last_block"]) == (0, 49) and f0["block_samples"] == 10
+    assert f0["names"] == ["box", "floor_left", "floor_right"] and len(f0["fz"]) == 3
+    assert f0["reps"] == [] and f0["rep_count"] == 0
+    gen = f0["generation"]
+    f1 = live.frame(49, gen, 0)
+    assert not f1["reset"] and f1["fz"] == [[], [], []] and f1["last_block"] == 49 and "reps" not in f1
+    fr.run(500, 20)  # two blocks lost on the link
+    ingest(live, dec.feed(fr.run(520, 180)), 1)
+    f2 = live.frame(49, gen, 0)
+    assert not f2["reset"] and (f2["first_block"], f2["last_block"]) == (50, 69)
+    snap = live.snapshot()
+    for p, name in enumerate(f2["names"]):
+        shown = snap.fz_n[name][50:70]
+        for got, want in zip(f2["fz"][p], shown):
+            if np.isnan(want):
+                assert got is None  # a lost block is a gap (JSON null), never a value
+            else:
+                assert got == pytest.approx(want, abs=0.051)
+    assert f2["fz"][0][:2] == [None, None] and f2["lost_samples"] == 20
+    ingest(live, dec.feed(fr.run(700, 800)), 2)
+    f3 = live.frame(69, gen, 0)
+    assert not f3["reset"] and (f3["first_block"], f3["last_block"]) == (70, 149)
+    f3 = live.frame(30, gen, 0)  # a client further behind than the window gets the whole window
+    assert f3["reset"] and (f3["first_block"], f3["last_block"]) == (50, 149)
+    assert live.frame(149, gen + 1, 0)["reset"]  # another timeline
+    json.dumps(f3, allow_nan=False)  # strict JSON: no NaN anywhere
+    live.set_analysis("balance", 70.0)
+    ingest(live, dec.feed(fr.run(1500, 100)), 3)
+    assert live._analyzer is not None and live._analyzer.protocol == "balance"
+
+
+def test_arrival_ms_is_the_host_time_the_newest_sample_shown_arrived():
+    import time
+
+    rig = default_rig()
+    live = _feed(rig)
+    fr = Frames()
+    dec = FrameDecoder()
+    assert live.snapshot().arrival_ms is None
+    t0 = time.time() * 1000
+    ingest(live, dec.feed(fr.info_reply() + fr.run(0, 995, per_frame=5)), 0)  # shown up to sample 989
+    t1 = time.time() * 1000
+    a1 = live.snapshot().arrival_ms
+    assert t0 <= a1 <= t1
+    time.sleep(0.05)
+    t2 = time.time() * 1000
+    ingest(live, dec.feed(fr.run(995, 10, per_frame=5)), 1)  # completes block 990..999 (995..1004 arrive now)
+    t3 = time.time() * 1000
+    a2 = live.frame()["arrival_ms"]
+    assert t2 <= a2 <= t3 and live.snapshot().arrival_ms == a2  # sample 999 arrived with the second chunk
