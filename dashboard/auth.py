@@ -174,8 +174,13 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+POLLED_PATHS = ("/api/live/frame", "/api/live")  # polled by the open session page's script, not by a person
+
+
 def _timer_only() -> bool:
-    """A Dash callback fired by interval timers alone (the live page's redraw), not by a person."""
+    """A request made by a timer (the live view's frame poll, an interval callback), not by a person."""
+    if flask.request.method == "GET" and flask.request.path in POLLED_PATHS:
+        return True
     if flask.request.path != "/_dash-update-component":
         return False
     body = flask.request.get_json(silent=True)

@@ -22,8 +22,6 @@ class DashboardSettings:
         A session ends this long after its login, active or not.
     fresh_login_minutes : float
         Administration and identified exports need a login at most this old.
-    interval_ms : int
-        How often the live page redraws [ms].
     lsi_threshold_pct : float
         Default limb symmetry index below which a limb difference is shown as a deficit [%]
         (each page can change it; the MDC decides whether a change is real).
@@ -34,7 +32,6 @@ class DashboardSettings:
     session_idle_minutes: float = 30.0
     session_max_hours: float = 12.0
     fresh_login_minutes: float = 10.0
-    interval_ms: int = 200
     lsi_threshold_pct: float = 90.0
     secret_key: bytes | None = field(default=None, repr=False)
 

@@ -420,6 +420,11 @@ class LiveFeed:
         return {"out": str(rec["out"]), "seconds": rec["seconds"],
                 "samples": tl.assembler.samples if tl.assembler is not None else 0}
 
+    def reload_calibration(self) -> None:
+        """Look the calibration up again (``calibration_for``) at the next start: after a calibration was saved."""
+        with self._lock:
+            self._calibration_given = None
+
     def start_recording(self, seconds: float, trials_dir: str | Path, *,
                         on_saved: Callable[[Path, object, dict], None] | None = None) -> Path:
         """Record ``seconds`` into a new trial file in ``trials_dir``; returns its path (see the module docstring).

@@ -22,6 +22,7 @@ from steplab.acquisition.recorder import RecordingError
 from steplab.records import session_trials
 from steplab.records.db import Database, data_dir
 from steplab.records.patients import RecordsError, add_visit
+from steplab.records.trials import TrialError, set_scores
 
 from .live_feed import LiveFeed
 
@@ -108,6 +109,9 @@ class SessionControl:
         brief = session_trials.visit_brief(self.db, vid)
         target = RecordingTarget(vid, protocol, lead, actor)
         live.set_analysis(protocol, brief["body_mass_kg"])  # the live reps are this protocol's
+        perform = getattr(live.device, "perform", None)  # the simulated subject does what is recorded
+        if perform is not None:
+            perform(protocol, lead)
         out = live.start_recording(seconds, self.trials_dir, on_saved=lambda path, _t, summary: self._saved(
             target, path, summary))
         with self._lock:
@@ -160,7 +164,10 @@ class SessionControl:
         tid = self.last_trial_id
         if tid is None:
             raise RecordsError("record a trial first: the scores belong to the last trial")
-        session_trials.set_trial_scores(self.db, tid, pain_during=pain, quality_score=quality, actor=actor)
+        try:
+            set_scores(self.db, tid, pain_during=pain, quality_score=quality, actor=actor)
+        except TrialError as exc:
+            raise RecordsError(str(exc)) from None
         self._changed()
         return tid
 

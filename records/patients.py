@@ -224,8 +224,11 @@ def visit_of_patient(db: Database, code: str, visit_id: int) -> int:
 
 
 def set_pain(db: Database, visit_id: int, *, after: float | None = None, next_morning: float | None = None,
-             before: float | None = None) -> None:
-    """Enter the pain after the visit and/or the next morning (0-10 NRS); the time of entry is kept."""
+             before: float | None = None, actor: str | None = None) -> None:
+    """Enter the pain after the visit and/or the next morning (0-10 NRS); the time of entry is kept.
+
+    Audited (``pain``, with the old and new values) when ``actor`` is given.
+    """
     check_pain(before, "--before")
     check_pain(after, "--after")
     check_pain(next_morning, "--next-morning")
@@ -234,12 +237,20 @@ def set_pain(db: Database, visit_id: int, *, after: float | None = None, next_mo
         v = s.get(Visit, visit_id)
         if v is None:
             raise RecordsError(f"there is no visit {visit_id}")
+        detail: dict = {}
         if before is not None:
+            detail["before"] = [v.pain_before, before]
             v.pain_before = before
         if after is not None:
+            detail["after"] = [v.pain_after, after]
             v.pain_after = after
         if next_morning is not None:
+            detail["next_morning"] = [v.pain_next_morning, next_morning]
             v.pain_next_morning = next_morning
             v.pain_next_morning_at = utcnow()
+        if actor is not None and detail:
+            from steplab.records.audit import add_entry
+
+            add_entry(s, actor, "pain", f"visit {visit_id}", detail=detail)
 
     db.write(work)

@@ -1,4 +1,4 @@
-"""The live session's records: the visit in progress, its trials, the weigh-in and the scores of a trial.
+"""The live session's records: the visit in progress, its trials and the weigh-in (a trial's scores: records.trials.set_scores).
 
 What the dashboard's session page needs from the database, each change one
 transaction with its audit entry (actor = the logged-in clinician):
@@ -6,7 +6,6 @@ transaction with its audit entry (actor = the logged-in clinician):
 - :func:`save_live_trial`: a recording made from the live view, analysed with the
   visit's body mass and the protocol's parameters, saved into the visit;
 - :func:`set_visit_body_mass`: the weigh-in;
-- :func:`set_trial_scores`: pain during the trial (0-10 NRS) and the movement-quality score (0-6);
 - :func:`visit_brief`, :func:`visit_trials`, :func:`patient_codes`: what the page shows.
 """
 
@@ -22,7 +21,7 @@ from steplab.records.analysis import analyse_file
 from steplab.records.audit import add_entry
 from steplab.records.db import Database
 from steplab.records.models import Patient, Protocol, Rep, Result, Trial, Visit
-from steplab.records.patients import RecordsError, check_pain
+from steplab.records.patients import RecordsError
 from steplab.records.protocols import analysis_params, check_protocol
 from steplab.records.trials import SavedTrial, get_protocol_readonly, save_analysed
 
@@ -93,31 +92,6 @@ def save_live_trial(db: Database, visit_id: int, path: str | Path, protocol: str
 
     return save_analysed(db, visit_with_audit, protocol, analysed, lead=lead, allow_new_rig=True, params=params,
                          load_options={"rate_hz": None, "plates": None, "lead": lead})
-
-
-def set_trial_scores(db: Database, trial_id: int, *, pain_during: float | None, quality_score: int | None,
-                     actor: str) -> None:
-    """Enter the pain during a trial (0-10 NRS) and/or its movement-quality score (0-6), audited."""
-    check_pain(pain_during, "pain during the trial")
-    lo, hi = QUALITY_SCORE_RANGE
-    if quality_score is not None and (isinstance(quality_score, bool) or int(quality_score) != quality_score
-                                      or not lo <= quality_score <= hi):
-        raise RecordsError(f"the movement-quality score must be a whole number {lo}-{hi}, got {quality_score}")
-    if pain_during is None and quality_score is None:
-        raise RecordsError("enter the pain (0-10) or the movement-quality score (0-6)")
-
-    def work(s: Session) -> None:
-        t = s.get(Trial, trial_id)
-        if t is None:
-            raise RecordsError(f"there is no trial {trial_id}")
-        detail: dict = {}
-        if pain_during is not None:
-            detail["pain_during"] = t.pain_during = float(pain_during)
-        if quality_score is not None:
-            detail["quality_score"] = t.quality_score = int(quality_score)
-        add_entry(s, actor, "trial-scores", f"trial {trial_id}", detail=detail)
-
-    db.write(work)
 
 
 def visit_trials(db: Database, visit_id: int) -> list[dict]:

@@ -95,6 +95,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_set_pain(args: argparse.Namespace) -> int:
+    from steplab.records.audit import current_actor
     from steplab.records.patients import set_pain
 
     if args.before is None and args.after is None and args.next_morning is None:
@@ -103,7 +104,8 @@ def run_set_pain(args: argparse.Namespace) -> int:
     db = open_records(args)
     try:
         with records_errors():
-            set_pain(db, vid, before=args.before, after=args.after, next_morning=args.next_morning)
+            set_pain(db, vid, before=args.before, after=args.after, next_morning=args.next_morning,
+                     actor=current_actor())
     finally:
         db.dispose()
     print(f"visit {vid}: pain entered")

@@ -151,6 +151,21 @@ def test_the_live_frame_endpoint_is_behind_the_login_get_only_and_incremental(da
         _shut(server, thread)
 
 
+def test_the_live_poll_of_an_open_session_page_does_not_keep_an_idle_session_alive(dashboard_db, quiet_live):
+    from steplab.dashboard.context import DashboardSettings
+
+    settings = DashboardSettings(session_idle_minutes=1.5 / 60)
+    server, thread, url = _serve(create_app(DashContext(db=dashboard_db, live=quiet_live, settings=settings)))
+    try:
+        s = _login(url)
+        assert s.get(url + "/api/live/frame", timeout=10).status_code == 200
+        # polled every 0.2 s (as the page's script does, faster), yet nobody is at the screen: the session ends
+        assert wait_for(lambda: s.get(url + "/api/live/frame", timeout=10).status_code == 401, 60, 0.2)
+        assert s.get(url + "/patients", timeout=10, allow_redirects=False).status_code == 302
+    finally:
+        _shut(server, thread)
+
+
 def test_a_visit_runs_through_the_session_control_into_the_records(dashboard_db, quiet_live):
     """Start a visit, weigh in (quiet standing: ~70 kg), record a trial: it is saved into the visit with the
     clinician as actor, analysed with the weighed body mass; scores are saved to that trial."""
@@ -187,7 +202,7 @@ def test_a_visit_runs_through_the_session_control_into_the_records(dashboard_db,
         assert res.provenance["body_weight_source"] == "body_mass_kg"
     assert ("visit-body-mass", "clin", f"visit {vid}") in acts
     assert ("trial-recorded", "clin", f"visit {vid}") in acts
-    assert ("trial-scores", "clin", f"trial {rows[0]['id']}") in acts
+    assert ("scores", "clin", f"trial {rows[0]['id']}") in acts
 
 
 def _stalled_client(url: str, cookie: str) -> socket.socket:

@@ -95,3 +95,17 @@ def test_search_by_code_or_notes_with_visit_counts(db):
         assert search(s, "zzz") == []
         assert len(search(s, "", limit=2)) == 2
         assert all("name" not in r for r in every)
+
+
+def test_pain_entries_are_audited_with_the_actor_and_a_refused_one_changes_nothing(db):
+    from steplab.records.patients import set_pain
+
+    add_patient(db, "P-9")
+    vid = add_visit(db, "P-9", pain_before=2.0)
+    set_pain(db, vid, after=4.0, actor="clin")
+    set_pain(db, vid, next_morning=1.0, actor="boss")
+    with pytest.raises(RecordsError, match="0-10"):
+        set_pain(db, vid, after=11.0, actor="clin")
+    pains = [(e.actor, e.subject, e.detail) for e in audit(db) if e.action == "pain"]
+    assert pains == [("clin", f"visit {vid}", {"after": [None, 4.0]}),
+                     ("boss", f"visit {vid}", {"next_morning": [None, 1.0]})]

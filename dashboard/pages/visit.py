@@ -19,6 +19,7 @@ from steplab.records.history import visit_overview
 from steplab.records.patients import RecordsError, set_pain
 from steplab.records.summary import summary_rows
 
+from .. import auth
 from . import Page
 from .trial import fmt
 
@@ -237,7 +238,7 @@ def register(app, ctx) -> None:
         if a is None and m is None:
             return "Enter the pain after the visit, the next morning, or both."
         try:
-            set_pain(ctx.db, int(vid), after=a, next_morning=m)
+            set_pain(ctx.db, int(vid), after=a, next_morning=m, actor=auth.current_actor())
         except RecordsError as exc:
             return f"Not saved: {exc}"
         parts = ([f"after {a:g}"] if a is not None else []) + ([f"next morning {m:g}"] if m is not None else [])
