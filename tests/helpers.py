@@ -219,15 +219,38 @@ def screenshot(browser, name: str) -> Path:
 
 
 def choose_option(browser, selector: str, label: str, timeout_s: float = 15.0) -> None:
-    """Pick ``label`` in the dcc.Dropdown ``selector``; raises when it never shows that option."""
+    """Pick the option ``label`` (case-insensitive) of the dcc.Dropdown ``selector``, retrying until it is offered."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.keys import Keys
+
     deadline = time.monotonic() + timeout_s
-    while True:
-        browser.select_dcc_dropdown(selector, value=label)
-        if label in browser.find_element(selector).text:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{selector} never offered {label!r}")
+    offered: list[str] = []
+    def close_menu() -> None:
+        if browser.driver.find_elements("css selector", ".dash-dropdown-options"):
+            browser.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+
+    while time.monotonic() < deadline:
+        try:
+            if browser.find_element(selector).text.strip().lower() == label.lower():
+                close_menu()
+                return  # already chosen
+            browser.find_element(selector).click()
+            menu = browser.wait_for_element(".dash-dropdown-options", timeout=5)
+            options = menu.find_elements("css selector", ".dash-dropdown-option")
+            offered = [o.text.strip() for o in options]
+            for o in options:
+                if o.text.strip().lower() == label.lower():
+                    o.click()
+                    close_menu()
+                    return
+            close_menu()
+        except (NoSuchElementException, StaleElementReferenceException, AssertionError):
+            pass
+        except Exception as exc:  # selenium's TimeoutException from wait_for_element: the menu did not open
+            if type(exc).__name__ != "TimeoutException":
+                raise
         time.sleep(0.3)
+    raise AssertionError(f"{selector} never offered {label!r} (offered: {offered})")
 
 
 def wait_text(browser, selector: str, contains: str, timeout_s: float = 30.0) -> str:

@@ -27,14 +27,14 @@ from helpers import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CODE = "PFP-017"
-RECORD_S = 24  # the simulated subject alternates leads: a few step-downs with each limb
+RECORD_S = 40  # a simulated step-down takes about 9 s (stance, step down, stand, step back up): 3 or more per trial
 
 
 @pytest.fixture
 def clinic(tmp_path):
     db_file = tmp_path / "clinic.sqlite"
     make_dashboard_db(db_file).dispose()
-    server = RunningDashboard("--device", "sim:step-down", "--seed", "5", "--db", f"sqlite:///{db_file}")
+    server = RunningDashboard("--device", "sim", "--seed", "5", "--db", f"sqlite:///{db_file}")
     try:
         server.wait_announced()
         yield server, f"sqlite:///{db_file}"
@@ -58,7 +58,7 @@ def _type(br, selector: str, text: str) -> None:
 
 
 def _record(br, lead: str, n_trials_before: int) -> None:
-    choose_option(br, "#session-protocol", "step-down")
+    choose_option(br, "#session-protocol", "Lateral step-down from a 20 cm box")
     br.driver.find_element("css selector", f"#session-lead input[value='{lead}']").click()
     _type(br, "#session-seconds", str(RECORD_S))
     _click(br, "#session-record")
@@ -116,7 +116,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
 
     # 3.-4. a visit with step-downs leading with each limb
     visit1 = _visit_with_two_trials(br, base)
-    assert wait_for(lambda: "rep" in br.find_element("#live-rep-count").text, 30)
+    assert wait_for(lambda: int(br.find_element("#live-rep-count").text.split()[0]) >= 3, 30)
     screenshot(br, "live-session")
 
     # 5. review the first trial and reject one rep
@@ -126,9 +126,11 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
     _go(br, first_trial, "#trial-reps-table", timeout_s=60)
     n_reps = count_rows(br, "tr.trial-rep-row")
     assert n_reps >= 3, f"only {n_reps} reps detected in a {RECORD_S} s step-down trial"
-    assert br.driver.execute_script(
-        "const g = document.querySelector('#trial-graph .js-plotly-plot'); return g ? g.data.length : 0") > 0
-    choose_option(br, "#trial-rep-select", "1")
+    assert wait_for(lambda: br.driver.execute_script(  # the forces with the events of every rep marked
+        "const g = document.querySelector('#trial-graph .js-plotly-plot');"
+        "return g && g.data && g.data.length > 0 && (g.layout.shapes || []).length >= 3"), 60)
+    br.select_dcc_dropdown("#trial-rep-select", index=0)
+    wait_text(br, "#trial-rep-select", "rep 1")
     _type(br, "#trial-rep-reason", "lost balance")
     _click(br, "#trial-rep-reject")
     wait_text(br, "#trial-message", "rejected")
@@ -162,7 +164,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
         _click(br, "#export-submit")
         assert wait_for(lambda before=before: any(p.suffix in (".c3d", ".pdf", ".zip") and not p.name.endswith(".crdownload")
                                                   for p in set(downloads.iterdir()) - before), 60), fmt
-        wait_text(br, "#export-message", "export")
+        wait_text(br, "#export-message", "Exported")
     screenshot(br, "export")
     files = sorted(downloads.iterdir())
     pdf = next(p for p in files if p.suffix == ".pdf")
