@@ -214,7 +214,12 @@ def screenshot(browser, name: str) -> Path:
     """Save the browser's page as tests/artefacts/screenshots/NAME.png (a test artefact to look at)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     out = SCREENSHOTS / f"{name}.png"
-    browser.driver.save_screenshot(str(out))
+    driver = browser.driver
+    driver.set_window_size(1366, 900)  # a lab workstation's screen, then the whole page's height
+    height = driver.execute_script("return document.documentElement.scrollHeight") or 900
+    driver.set_window_size(1366, int(min(max(height + 40, 900), 2400)))
+    time.sleep(0.5)  # let plots take the new size
+    driver.save_screenshot(str(out))
     return out
 
 

@@ -102,7 +102,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
     # 1. log in (unauthenticated, the dashboard opens on the login page)
     br.driver.get(base + "/")
     br.wait_for_element("#login-form", timeout=30)
-    screenshot(br, "login")
+    screenshot(br, "workflow-login")
     browser_login(br, base, CLINICIAN)
 
     # 2. create a patient
@@ -112,12 +112,12 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
     _type(br, "#patient-new-birth-year", "1994")
     _click(br, "#patient-new-submit")
     wait_text(br, "#patients-table", CODE)
-    screenshot(br, "patients")
+    screenshot(br, "workflow-patients")
 
     # 3.-4. a visit with step-downs leading with each limb
     visit1 = _visit_with_two_trials(br, base)
     assert wait_for(lambda: int(br.find_element("#live-rep-count").text.split()[0]) >= 3, 30)
-    screenshot(br, "live-session")
+    screenshot(br, "workflow-live-session")
 
     # 5. review the first trial and reject one rep
     _go(br, f"{base}/visits/{visit1}", "#visit-trials")
@@ -135,7 +135,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
     _click(br, "#trial-rep-reject")
     wait_text(br, "#trial-message", "rejected")
     assert wait_for(lambda: count_rows(br, "tr.trial-rep-row.rep-rejected") == 1, 20)
-    screenshot(br, "trial-review")
+    screenshot(br, "workflow-trial-review")
 
     # 6. the visit summary: per-limb table with LSI, coloured by threshold and MDC
     _go(br, f"{base}/visits/{visit1}", "#visit-summary-table", timeout_s=60)
@@ -144,7 +144,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
         "return Array.from(document.querySelectorAll('#visit-summary-table td')).map(td => td.className).join(' ')")
     assert any(c in classes for c in ("sym-ok", "sym-deficit", "sym-within-mdc"))
     assert br.find_element("#visit-worse-limb").text.strip()
-    screenshot(br, "visit-summary")
+    screenshot(br, "workflow-visit-summary")
 
     # 7. a second visit, then the progress across both
     visit2 = _visit_with_two_trials(br, base)
@@ -153,7 +153,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
     assert wait_for(lambda: br.driver.execute_script(
         "const g = document.querySelector('#progress-graph .js-plotly-plot');"
         "return g && g.data.some(t => t.x && t.x.length >= 2)"), 30)
-    screenshot(br, "progress")
+    screenshot(br, "workflow-progress")
 
     # 8. export C3D and a PDF of the first visit
     downloads = Path(br.download_path)
@@ -165,7 +165,7 @@ def test_the_clinic_workflow_in_the_browser(dash_br, clinic):
         assert wait_for(lambda before=before: any(p.suffix in (".c3d", ".pdf", ".zip") and not p.name.endswith(".crdownload")
                                                   for p in set(downloads.iterdir()) - before), 60), fmt
         wait_text(br, "#export-message", "Exported")
-    screenshot(br, "export")
+    screenshot(br, "workflow-export")
     files = sorted(downloads.iterdir())
     pdf = next(p for p in files if p.suffix == ".pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
