@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     from steplab.analysis_pipeline import warm_up as warm_dsp
     from steplab.dashboard.app import create_app
     from steplab.dashboard.context import DashboardSettings, DashContext
+    from steplab.dashboard.session_control import control_for
     from steplab.records.db import DatabaseError, data_dir, open_database
     from steplab.records.users import ensure_first_admin, list_users
 
@@ -295,8 +296,10 @@ def run(args: argparse.Namespace) -> int:
         except DeviceError as exc:
             raise UserError(str(exc)) from None
         reason = "stopped"
+        ctx = None
         try:
-            app = create_app(DashContext(db=db, live=live, settings=settings, trials_dir=trials_dir()))
+            ctx = DashContext(db=db, live=live, settings=settings, trials_dir=trials_dir())
+            app = create_app(ctx)
             first_password = ensure_first_admin(db)  # only now: its password is printed right below
             holder.app = app.server
             rate = f"{live.rate_hz:g} Hz" if live.rate_hz > 0 else "rate not yet known"
@@ -307,6 +310,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             live.stop(reason)  # a recording in progress is finished and saved (on_trial_saved: the records hook)
             live.close()
+            if ctx is not None and not control_for(ctx).wait_saved():  # its save into the visit, on a worker
+                print("steplab: warning: a trial was still being saved into its visit; its trial file is kept",
+                      file=sys.stderr, flush=True)
     finally:
         server.close()
     print("steplab: dashboard stopped", flush=True)
