@@ -1,20 +1,28 @@
 """Shared test helpers, in one place: running `steplab`, the simulator as a process, ptys,
-wire frames, the shared real data, one-line errors, and waits with deadlines.
+wire frames, the shared real data, one-line errors, waits with deadlines, and the dashboard
+(in a browser, and over real HTTP against waitress).
 
 Fixtures built on these live in conftest.py.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
 import time
 import tty
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +333,116 @@ class RunningDashboard:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return self.proc.returncode
+
+
+# -- the dashboard over real HTTP (waitress, as steplab run serves it) --------------------------------
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a redirect is an answer to look at, not to follow
+
+
+class WebClient:
+    """One browser's worth of cookies against ``base_url``; redirects are returned, never followed."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), _NoRedirect)
+
+    def request(self, method: str, path: str, *, form: dict | None = None, body: dict | None = None,
+                csrf: bool = False, timeout_s: float = 20.0) -> Reply:
+        headers = {}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if csrf:
+            headers["X-CSRFToken"] = self.cookie("_csrf_token") or ""
+        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        try:
+            with self.opener.open(req, timeout=timeout_s) as r:
+                return Reply(r.status, dict(r.headers), r.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return Reply(exc.code, dict(exc.headers), exc.read())
+
+    def get(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.jar if c.name == name), None)
+
+    def form_token(self, path: str) -> str:
+        page = self.get(path)
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert m, (path, page.status, page.text[:300])
+        return m.group(1)
+
+    def login(self, name: str, password: str, next_path: str = "/") -> Reply:
+        token = self.form_token("/login")
+        return self.request("POST", "/login", form={"csrf_token": token, "name": name, "password": password,
+                                                     "next": next_path})
+
+    def change_password(self, current: str, new: str, again: str | None = None) -> Reply:
+        token = self.form_token("/account/password")
+        return self.request("POST", "/account/password", form={"csrf_token": token, "current": current, "new": new,
+                                                                "again": new if again is None else again})
+
+    def callback(self, outputs: list[tuple[str, str]], inputs: list[tuple[str, str, object]], changed: str,
+                 state: list[tuple[str, str, object]] = (), csrf: bool = True) -> Reply:
+        """One Dash callback request, as the renderer sends it."""
+        out = ".." + "...".join(f"{i}.{p}" for i, p in outputs) + ".." if len(outputs) > 1 else \
+            f"{outputs[0][0]}.{outputs[0][1]}"
+        body = {"output": out, "outputs": [{"id": i, "property": p} for i, p in outputs]
+                if len(outputs) > 1 else {"id": outputs[0][0], "property": outputs[0][1]},
+                "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+                "changedPropIds": [changed], "state": [{"id": i, "property": p, "value": v} for i, p, v in state]}
+        return self.request("POST", "/_dash-update-component", body=body, csrf=csrf)
+
+
+@contextmanager
+def serving(ctx, failed_logins_limit: int | None = None):
+    """The dashboard for ``ctx`` served by waitress (steplab run's bind_server) on a free local port."""
+    from steplab.cmd_run import bind_server
+    from steplab.dashboard.app import create_app
+
+    app = create_app(ctx)
+    if failed_logins_limit is not None:
+        app.server.extensions["steplab_login_throttle"].limit = failed_logins_limit
+    server = bind_server(app.server, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, name="test-waitress", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        def stop() -> None:  # runs on the server's own loop thread: close every connection, then the server
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.close()
+            server.close()
+
+        server.trigger.pull_trigger(stop)
+        thread.join(10)
+        server.task_dispatcher.shutdown(timeout=5)
+        assert not thread.is_alive()

@@ -13,8 +13,7 @@ import time
 
 import pytest
 from conftest import steplab_cmd, wait_for
-from helpers import one_line_error, run_steplab
-from test_dashboard_auth import WebClient
+from helpers import WebClient, one_line_error, run_steplab
 
 pytestmark = pytest.mark.slow
 
