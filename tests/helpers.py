@@ -446,3 +446,36 @@ def serving(ctx, failed_logins_limit: int | None = None):
         thread.join(10)
         server.task_dispatcher.shutdown(timeout=5)
         assert not thread.is_alive()
+
+
+def click(browser, selector: str, timeout_s: float = 30.0) -> None:
+    """Click ``selector`` once it is there, finding it again when a re-render replaced it (no stale element)."""
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            browser.driver.find_element("css selector", selector).click()
+            return
+        except (NoSuchElementException, StaleElementReferenceException, ElementClickInterceptedException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def read_stable(read, timeout_s: float = 30.0):
+    """``read()`` again when a re-render replaced an element it was reading (StaleElementReferenceException)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return read()
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import browser_login, screenshot, wait_for
+from helpers import browser_login, click, read_stable, screenshot, wait_for
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -132,12 +132,18 @@ def test_patient_page_edits_and_lists_visits(dash_duo, dashboard_db):
     v2 = add_visit(db, "KNEE-001", date=dt.date(2026, 2, 2), body_mass_kg=70.0, pain_before=1)
     dash_duo.start_server(create_app(DashContext(db=db)), navigate=False)
     browser_login(dash_duo, dash_duo.server.url, next_path="/patients")
-    dash_duo.wait_for_element("#patients-table a.patient-link", timeout=TIMEOUT_S).click()  # the list's link
+    dash_duo.wait_for_element("#patients-table a.patient-link", timeout=TIMEOUT_S)
+    click(dash_duo, "#patients-table a.patient-link")  # the list's link (the list may re-render meanwhile)
     dash_duo.wait_for_element("#patient-page #patient-visits tr.visit-row", timeout=TIMEOUT_S)
-    rows = dash_duo.find_elements("#patient-visits tr.visit-row")
-    assert [r.find_element(By.TAG_NAME, "a").get_attribute("href").rsplit("/", 2)[-2:] for r in rows] == [
-        ["visits", str(v2)], ["visits", str(v1)]]  # newest first
-    assert "71.5" in rows[1].text and "2026-01-12" in rows[1].text
+
+    def visit_rows():
+        rows = dash_duo.find_elements("#patient-visits tr.visit-row")
+        return ([r.find_element(By.TAG_NAME, "a").get_attribute("href").rsplit("/", 2)[-2:] for r in rows],
+                rows[1].text)
+
+    links, second = read_stable(visit_rows)
+    assert links == [["visits", str(v2)], ["visits", str(v1)]]  # newest first
+    assert "71.5" in second and "2026-01-12" in second
     base = dash_duo.server.url.rstrip("/")
     assert dash_duo.find_element("#patient-progress-link").get_attribute("href") == base + "/patients/KNEE-001/progress"
     assert dash_duo.find_element("#patient-start-session").get_attribute("href") == base + "/session?patient=KNEE-001"
