@@ -196,7 +196,8 @@ max-width:28em}label{display:block;margin-top:1em}input{width:100%;padding:.4em;
 button{margin-top:1.5em;padding:.5em 2em;font-size:1.1em}.error{color:#b00020}.note{color:#495057}
 form.plain{background:none;box-shadow:none;padding:1em 0;min-width:0}</style>"""
 
-LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>steplab · log in</title>{style}
+LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>steplab · log in</title>{style}
 </head><body><form method="post" action="/login" id="login-form"><h1>steplab</h1>
 <p class="note" id="login-note">{note}</p><p class="error" id="login-error">{error}</p>
 <input type="hidden" name="csrf_token" value="{csrf}"><input type="hidden" name="next" value="{next}">
@@ -204,7 +205,8 @@ LOGIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link
 <label for="login-password">Password</label><input id="login-password" name="password" type="password"
  autocomplete="current-password"><button id="login-submit" type="submit">Log in</button></form></body></html>"""
 
-PASSWORD_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>steplab · new password</title>
+PASSWORD_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>steplab · new password</title>
 {style}</head><body><form method="post" action="/account/password" id="password-form"><h1>Choose a new password</h1>
 <p class="note" id="password-note">{note}</p><p class="error" id="password-error">{error}</p>
 <input type="hidden" name="csrf_token" value="{csrf}"><input type="hidden" name="next" value="{next}">
