@@ -88,10 +88,17 @@ def test_a_visit_is_run_on_the_session_page_with_the_live_view(dash_duo, dashboa
     assert frame1 >= frame0 + 20, "live.js does not draw new frames"
     assert arrival_ms is not None and abs(arrival_ms / 1000 - time.time()) < 60  # a host wall-clock time
     # the canvas shows exactly the feed's display values, block by block, over the 10 s window at most
-    drawn = dash_duo.driver.execute_script(
-        "const T = window.steplabLiveState.traces;"
-        "return {names: T.names, blocks: T.blocks, y: T.y,"
-        " points: document.getElementById('live-forces-canvas').getAttribute('data-points')};")
+    def read_drawn():
+        return dash_duo.driver.execute_script(
+            "const T = window.steplabLiveState.traces;"
+            "return {names: T.names, blocks: T.blocks, y: T.y,"
+            " points: document.getElementById('live-forces-canvas').getAttribute('data-points')};")
+
+    drawn = read_drawn()
+    deadline = time.time() + 15
+    while int(drawn["points"]) != len(drawn["blocks"]) and time.time() < deadline:
+        time.sleep(0.05)  # a frame fetched but not yet painted (a busy machine): read when both agree
+        drawn = read_drawn()
     assert drawn["names"] == ["box", "floor_left", "floor_right"]
     assert 50 < len(drawn["blocks"]) <= 1000 and int(drawn["points"]) == len(drawn["blocks"])
     snap = live.snapshot()

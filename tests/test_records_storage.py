@@ -265,7 +265,7 @@ def test_logins_are_audited(db):
     from steplab.records.users import add_user, verify
 
     add_user(db, "alice", "clinician", "a long password")
-    assert verify(db, "alice", "a long password") == {"name": "alice", "role": "clinician"}
+    assert verify(db, "alice", "a long password") == {"name": "alice", "role": "clinician", "must_change_password": False}
     assert verify(db, "alice", "wrong") is None
     assert verify(db, "nobody", "a long password") is None
     with db.read() as s:
